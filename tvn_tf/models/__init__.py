@@ -1,0 +1,1 @@
+"""Tiny Video Network models: architectures as data, Keras layers, the builder."""
