@@ -42,12 +42,13 @@ def test_conv_bn_is_bias_free_same_padded_with_original_batch_norm():
 def test_spatial_ops(op, channels, out_size):
   layer = layers.SpatialOp(op, 3, 5, 2)
   assert layer(_clips(1, 2, 8, 3)).shape == (2, out_size, out_size, channels)
-  assert [type(l).__name__ for l in layer.ops] == {
+  assert [type(l).__name__ for l in (layer.pointwise, layer.window) if l] == {
       "std": ["ConvBN", "ConvBN"], "depth": ["ConvBN", "ConvBN"], "1std": ["ConvBN"],
       "maxpool": ["MaxPooling2D"], "avgpool": ["AveragePooling2D"]}[op]
   if op == "depth":
-    assert layer.ops[1].depthwise
-  assert layers.SpatialOp(op, 1, 5, 2).ops == []  # Kernel 1: no op at all.
+    assert layer.window.depthwise
+  no_op = layers.SpatialOp(op, 1, 5, 2)  # Kernel 1: no op at all.
+  assert no_op.pointwise is None and no_op.window is None
 
 
 def test_spatial_avgpool_matches_numpy():

@@ -152,3 +152,10 @@ def test_model_info_bad_input_exits_with_one_clear_message(args, message):
   assert result.returncode != 0
   assert message in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_tf_checkpoint_round_trip_restores_every_weight(model, clips, tmp_path):
+  path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+  fresh = tvn.build_model(arch_lib.load_architecture_json(ALL_OPS), num_classes=5)
+  tf.train.Checkpoint(model=fresh).restore(path).expect_partial().assert_existing_objects_matched()
+  np.testing.assert_array_equal(fresh(clips, training=False), model(clips, training=False))

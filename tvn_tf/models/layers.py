@@ -173,25 +173,33 @@ class SpatialOp(CompositeLayer):
     self.filters = filters
     self.strides = strides
     self.activation = activation
-    self.ops: list[keras.layers.Layer] = []
+    # Sublayers are attributes, not a list: tf.train.Checkpoint tracks attributes.
+    self.pointwise = None
+    self.window = None
     if kernel_size == 1:
       return
     if op in ("std", "depth"):
-      self.ops.append(ConvBN(filters, 1, 1, activation, name="pointwise", dtype=self.dtype_policy))
+      self.pointwise = ConvBN(filters, 1, 1, activation, name="pointwise",
+                              dtype=self.dtype_policy)
     if op in ("std", "1std"):
-      self.ops.append(ConvBN(filters, kernel_size, strides, activation, name="conv", dtype=self.dtype_policy))
+      self.window = ConvBN(filters, kernel_size, strides, activation, name="conv",
+                           dtype=self.dtype_policy)
     elif op == "depth":
-      self.ops.append(ConvBN(filters, kernel_size, strides, activation, depthwise=True,
-                             name="depthwise", dtype=self.dtype_policy))
+      self.window = ConvBN(filters, kernel_size, strides, activation, depthwise=True,
+                           name="depthwise", dtype=self.dtype_policy)
     elif op == "maxpool":
-      self.ops.append(keras.layers.MaxPooling2D(kernel_size, strides, "same", name="pool", dtype=self.dtype_policy))
-    elif op == "avgpool":
-      self.ops.append(keras.layers.AveragePooling2D(kernel_size, strides, "same", name="pool", dtype=self.dtype_policy))
+      self.window = keras.layers.MaxPooling2D(kernel_size, strides, "same", name="pool",
+                                              dtype=self.dtype_policy)
+    else:
+      self.window = keras.layers.AveragePooling2D(kernel_size, strides, "same", name="pool",
+                                                  dtype=self.dtype_policy)
 
   def call(self, x, training=None):
-    for layer in self.ops:
-      x = layer(x, training=training) if isinstance(layer, ConvBN) else layer(x)
-    return x
+    if self.pointwise is not None:
+      x = self.pointwise(x, training=training)
+    if isinstance(self.window, ConvBN):
+      return self.window(x, training=training)
+    return x if self.window is None else self.window(x)
 
   def get_config(self):
     return {**super().get_config(), "op": self.op, "kernel_size": self.kernel_size,
