@@ -11,131 +11,160 @@ RELEASED = ["tvn1", "tvn2", "tvn3", "tvn4", "tvn_mobile_1", "tvn_mobile_2"]
 
 
 def test_registry_holds_the_six_released_networks():
-  assert arch_lib.list_architectures() == sorted(RELEASED)
-  tvn1 = arch_lib.get_architecture("tvn1")
-  assert (tvn1.num_frames, tvn1.frame_stride, tvn1.image_size) == (2, 4, 224)
-  assert [b.filters for b in tvn1.blocks] == [64, 128, 128, 256]
+    assert arch_lib.list_architectures() == sorted(RELEASED)
+    tvn1 = arch_lib.get_architecture("tvn1")
+    assert (tvn1.num_frames, tvn1.frame_stride, tvn1.image_size) == (2, 4, 224)
+    assert [b.filters for b in tvn1.blocks] == [64, 128, 128, 256]
 
 
 def test_mobile_configs_are_chains_with_their_activations():
-  mobile = arch_lib.get_architecture("tvn_mobile_2")
-  assert (mobile.num_frames, mobile.frame_stride, mobile.image_size) == (2, 1, 224)
-  first, second = mobile.blocks
-  assert not first.inverted_bottleneck and second.inverted_bottleneck
-  assert (first.spatial_act, first.temporal_act) == ("hswish", "relu")
-  assert second.repeats == 3
+    mobile = arch_lib.get_architecture("tvn_mobile_2")
+    assert (mobile.num_frames, mobile.frame_stride, mobile.image_size) == (2, 1, 224)
+    first, second = mobile.blocks
+    assert not first.inverted_bottleneck and second.inverted_bottleneck
+    assert (first.spatial_act, first.temporal_act) == ("hswish", "relu")
+    assert second.repeats == 3
 
 
 def test_unknown_model_name_lists_the_known_ones():
-  with pytest.raises(ValueError, match="Unknown model 'tvn9'.*tvn1"):
-    arch_lib.get_architecture("tvn9")
+    with pytest.raises(ValueError, match="Unknown model 'tvn9'.*tvn1"):
+        arch_lib.get_architecture("tvn9")
 
 
 def test_json_round_trip_is_exact():
-  for name in RELEASED:
-    arch = arch_lib.get_architecture(name)
-    assert arch_lib.architecture_from_json(arch.to_json(), name) == arch
+    for name in RELEASED:
+        arch = arch_lib.get_architecture(name)
+        assert arch_lib.architecture_from_json(arch.to_json(), name) == arch
 
 
 def test_original_multistream_chain_form_is_accepted():
-  arch = arch_lib.get_architecture("tvn_mobile_1")
-  streams = {"input_streams": [{"num_frames": 2, "frame_stride": 1, "image_size": 224}],
-             "blocks": [{**b.to_json(), "inputs": [i]} for i, b in enumerate(arch.blocks)]}
-  assert arch_lib.architecture_from_json(streams, "tvn_mobile_1") == arch
-  streams["blocks"][1]["inputs"] = [0]
-  with pytest.raises(ValueError, match=r"block 1: field 'inputs' is \[0\].*only chains"):
-    arch_lib.architecture_from_json(streams, "x")
+    arch = arch_lib.get_architecture("tvn_mobile_1")
+    streams = {
+        "input_streams": [{"num_frames": 2, "frame_stride": 1, "image_size": 224}],
+        "blocks": [{**b.to_json(), "inputs": [i]} for i, b in enumerate(arch.blocks)],
+    }
+    assert arch_lib.architecture_from_json(streams, "tvn_mobile_1") == arch
+    streams["blocks"][1]["inputs"] = [0]
+    with pytest.raises(ValueError, match=r"block 1: field 'inputs' is \[0\].*only chains"):
+        arch_lib.architecture_from_json(streams, "x")
 
 
 def _tvn1_json():
-  return copy.deepcopy(arch_lib.get_architecture("tvn1").to_json())
+    return copy.deepcopy(arch_lib.get_architecture("tvn1").to_json())
 
 
-@pytest.mark.parametrize("block, field, value, expected", [
-    (0, "spatial_type", "conv3d", r"tvn1 block 0: field 'spatial_type' is 'conv3d'; "
-                                  r"expected one of 'std', 'depth', 'maxpool', 'avgpool', '1std'"),
-    (2, "temporal_type", "lstm", r"tvn1 block 2: field 'temporal_type' is 'lstm'; expected one of"),
-    (1, "spatial_stride", 0, r"tvn1 block 1: field 'spatial_stride' is 0; expected an integer >= 1"),
-    (3, "temporal_stride", 1.5, r"tvn1 block 3: field 'temporal_stride' is 1.5; expected an integer"),
-    (0, "filters", "64", r"tvn1 block 0: field 'filters' is '64'; expected an integer >= 1"),
-    (0, "repeats", 0, r"field 'repeats' is 0; expected an integer >= 1"),
-    (0, "squeeze", 1.5, r"field 'squeeze' is 1.5; expected a number in \[0, 1\]"),
-    (0, "skip", 2, r"field 'skip' is 2; expected 0 or 1"),
-    (0, "act", "gelu", r"field 'act' is 'gelu'; expected one of 'relu', 'hswish'"),
-    (0, "spatial_kernal", 3, r"field 'spatial_kernal' is 3; expected no such field"),
-])
+@pytest.mark.parametrize(
+    "block, field, value, expected",
+    [
+        (
+            0,
+            "spatial_type",
+            "conv3d",
+            r"tvn1 block 0: field 'spatial_type' is 'conv3d'; "
+            r"expected one of 'std', 'depth', 'maxpool', 'avgpool', '1std'",
+        ),
+        (
+            2,
+            "temporal_type",
+            "lstm",
+            r"tvn1 block 2: field 'temporal_type' is 'lstm'; expected one of",
+        ),
+        (
+            1,
+            "spatial_stride",
+            0,
+            r"tvn1 block 1: field 'spatial_stride' is 0; expected an integer >= 1",
+        ),
+        (
+            3,
+            "temporal_stride",
+            1.5,
+            r"tvn1 block 3: field 'temporal_stride' is 1.5; expected an integer",
+        ),
+        (0, "filters", "64", r"tvn1 block 0: field 'filters' is '64'; expected an integer >= 1"),
+        (0, "repeats", 0, r"field 'repeats' is 0; expected an integer >= 1"),
+        (0, "squeeze", 1.5, r"field 'squeeze' is 1.5; expected a number in \[0, 1\]"),
+        (0, "skip", 2, r"field 'skip' is 2; expected 0 or 1"),
+        (0, "act", "gelu", r"field 'act' is 'gelu'; expected one of 'relu', 'hswish'"),
+        (0, "spatial_kernal", 3, r"field 'spatial_kernal' is 3; expected no such field"),
+    ],
+)
 def test_invalid_block_names_block_field_value_and_allowed(block, field, value, expected):
-  data = _tvn1_json()
-  data["blocks"][block][field] = value
-  with pytest.raises(ValueError, match=expected):
-    arch_lib.architecture_from_json(data, "tvn1")
+    data = _tvn1_json()
+    data["blocks"][block][field] = value
+    with pytest.raises(ValueError, match=expected):
+        arch_lib.architecture_from_json(data, "tvn1")
 
 
 def test_missing_fields_are_named():
-  data = _tvn1_json()
-  del data["blocks"][2]["temporal_kernel"]
-  with pytest.raises(ValueError, match="tvn1 block 2: missing field.*temporal_kernel"):
-    arch_lib.architecture_from_json(data, "tvn1")
-  data = _tvn1_json()
-  del data["image_size"]
-  with pytest.raises(ValueError, match="tvn1: missing field.*image_size"):
-    arch_lib.architecture_from_json(data, "tvn1")
-  data = _tvn1_json()
-  data["blocks"] = []
-  with pytest.raises(ValueError, match="field 'blocks' is \\[\\]; expected a non-empty list"):
-    arch_lib.architecture_from_json(data, "tvn1")
+    data = _tvn1_json()
+    del data["blocks"][2]["temporal_kernel"]
+    with pytest.raises(ValueError, match="tvn1 block 2: missing field.*temporal_kernel"):
+        arch_lib.architecture_from_json(data, "tvn1")
+    data = _tvn1_json()
+    del data["image_size"]
+    with pytest.raises(ValueError, match="tvn1: missing field.*image_size"):
+        arch_lib.architecture_from_json(data, "tvn1")
+    data = _tvn1_json()
+    data["blocks"] = []
+    with pytest.raises(ValueError, match="field 'blocks' is \\[\\]; expected a non-empty list"):
+        arch_lib.architecture_from_json(data, "tvn1")
 
 
 def test_load_architecture_json_file(tmp_path):
-  arch = arch_lib.load_architecture_json("tests/testdata/all_ops_tvn.json")
-  assert arch.name == "all_ops_tvn" and len(arch.blocks) == 5
-  assert arch.blocks[3].non_local == 8 and arch.blocks[1].inverted_bottleneck
+    arch = arch_lib.load_architecture_json("tests/testdata/all_ops_tvn.json")
+    assert arch.name == "all_ops_tvn" and len(arch.blocks) == 5
+    assert arch.blocks[3].non_local == 8 and arch.blocks[1].inverted_bottleneck
 
-  bad = tmp_path / "bad.json"
-  bad.write_text("{not json")
-  with pytest.raises(ValueError, match=r"bad.json: not valid JSON"):
-    arch_lib.load_architecture_json(bad)
-  with pytest.raises(ValueError, match=r"missing.json: cannot read architecture file"):
-    arch_lib.load_architecture_json(tmp_path / "missing.json")
-  data = _tvn1_json()
-  data["blocks"][1]["spatial_stride"] = 0
-  bad.write_text(json.dumps(data))
-  with pytest.raises(ValueError, match="bad block 1: field 'spatial_stride' is 0"):
-    arch_lib.load_architecture_json(bad)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"bad.json: not valid JSON"):
+        arch_lib.load_architecture_json(bad)
+    with pytest.raises(ValueError, match=r"missing.json: cannot read architecture file"):
+        arch_lib.load_architecture_json(tmp_path / "missing.json")
+    data = _tvn1_json()
+    data["blocks"][1]["spatial_stride"] = 0
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="bad block 1: field 'spatial_stride' is 0"):
+        arch_lib.load_architecture_json(bad)
 
 
 def test_scaling_multipliers():
-  tvn1 = arch_lib.get_architecture("tvn1")
-  assert arch_lib.scale_architecture(tvn1) is tvn1
-  scaled = arch_lib.scale_architecture(tvn1, resolution=0.5, width=0.5, depth=2.0, frames=2.0)
-  assert scaled.image_size == 112 and scaled.num_frames == 4
-  assert [b.filters for b in scaled.blocks] == [32, 64, 64, 128]
-  assert [b.repeats for b in scaled.blocks] == [4, 2, 4, 4]
-  assert scaled.frame_stride == tvn1.frame_stride
-  assert scaled.name == "tvn1_r0.5_w0.5_d2_f2"
+    tvn1 = arch_lib.get_architecture("tvn1")
+    assert arch_lib.scale_architecture(tvn1) is tvn1
+    scaled = arch_lib.scale_architecture(tvn1, resolution=0.5, width=0.5, depth=2.0, frames=2.0)
+    assert scaled.image_size == 112 and scaled.num_frames == 4
+    assert [b.filters for b in scaled.blocks] == [32, 64, 64, 128]
+    assert [b.repeats for b in scaled.blocks] == [4, 2, 4, 4]
+    assert scaled.frame_stride == tvn1.frame_stride
+    assert scaled.name == "tvn1_r0.5_w0.5_d2_f2"
 
 
 def test_compound_scaling_follows_efficientnet_constants():
-  tvn1 = arch_lib.get_architecture("tvn1")
-  scaled = arch_lib.scale_architecture(tvn1, compound=2.0)
-  assert scaled.image_size == round(224 * 1.15**2 / 8) * 8  # 296
-  assert [b.filters for b in scaled.blocks] == [
-      arch_lib.round_filters(f, 1.1**2) for f in (64, 128, 128, 256)]
-  assert [b.repeats for b in scaled.blocks] == [3, 2, 3, 3]  # ceil(r * 1.44)
+    tvn1 = arch_lib.get_architecture("tvn1")
+    scaled = arch_lib.scale_architecture(tvn1, compound=2.0)
+    assert scaled.image_size == round(224 * 1.15**2 / 8) * 8  # 296
+    assert [b.filters for b in scaled.blocks] == [
+        arch_lib.round_filters(f, 1.1**2) for f in (64, 128, 128, 256)
+    ]
+    assert [b.repeats for b in scaled.blocks] == [3, 2, 3, 3]  # ceil(r * 1.44)
 
 
 def test_round_filters_keeps_odd_widths_at_one_and_rounds_to_eight():
-  assert arch_lib.round_filters(348, 1.0) == 348
-  assert arch_lib.round_filters(348, 0.5) == 176
-  assert arch_lib.round_filters(64, 1.21) == 80  # 77.4 rounds up, never down by > 10%
-  assert arch_lib.round_filters(4, 0.5) == 8
+    assert arch_lib.round_filters(348, 1.0) == 348
+    assert arch_lib.round_filters(348, 0.5) == 176
+    assert arch_lib.round_filters(64, 1.21) == 80  # 77.4 rounds up, never down by > 10%
+    assert arch_lib.round_filters(4, 0.5) == 8
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"width": 0}, "'width' is 0; expected a number > 0"),
-    ({"resolution": -1}, "'resolution' is -1; expected a number > 0"),
-    ({"compound": -0.5}, "'compound' is -0.5; expected a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"width": 0}, "'width' is 0; expected a number > 0"),
+        ({"resolution": -1}, "'resolution' is -1; expected a number > 0"),
+        ({"compound": -0.5}, "'compound' is -0.5; expected a number >= 0"),
+    ],
+)
 def test_scaling_rejects_bad_multipliers(kwargs, expected):
-  with pytest.raises(ValueError, match=expected):
-    arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), **kwargs)
+    with pytest.raises(ValueError, match=expected):
+        arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), **kwargs)

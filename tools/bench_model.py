@@ -28,58 +28,75 @@ flags.DEFINE_integer("num_classes", 50, "Classifier width.", lower_bound=1)
 
 # The original TF1 code's median on the reference 2-core machine, ms
 # (tests/testdata/original_tvn_figures.json).
-_FIGURES = os.path.join(os.path.dirname(__file__), "..", "tests", "testdata",
-                        "original_tvn_figures.json")
+_FIGURES = os.path.join(
+    os.path.dirname(__file__), "..", "tests", "testdata", "original_tvn_figures.json"
+)
 
 
 def main(argv):
-  del argv
-  import numpy as np
-  import tensorflow as tf
+    del argv
+    import numpy as np
+    import tensorflow as tf
 
-  from tvn_tf import perf
-  from tvn_tf.models import architecture as arch_lib
-  from tvn_tf.models import flops as flops_lib
-  from tvn_tf.models import tvn
+    from tvn_tf import perf
+    from tvn_tf.models import architecture as arch_lib
+    from tvn_tf.models import flops as flops_lib
+    from tvn_tf.models import tvn
 
-  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  with open(_FIGURES) as f:
-    original = json.load(f)["models"]
-  names = FLAGS.models or arch_lib.list_architectures()
-  unknown = sorted(set(names) - set(arch_lib.list_architectures()))
-  if unknown:
-    sys.exit(f"bench_model: --models: unknown {', '.join(unknown)}; expected some of "
-             f"{', '.join(arch_lib.list_architectures())}.")
-  sgemm = perf.sgemm_gflops()
-  rows = []
-  for name in names:
-    arch = arch_lib.get_architecture(name)
-    model = tvn.build_model(arch, FLAGS.num_classes)
-    flops = flops_lib.count_flops(model).forward
-    clip = tf.constant(np.random.default_rng(0).random(
-        (1, arch.num_frames, arch.image_size, arch.image_size, 3), dtype=np.float32))
-    forward = tf.function(lambda x: model(x, training=False))
-    latency = perf.time_runs(lambda: forward(clip).numpy(), runs=FLAGS.runs)
-    rows.append({
-        "model": name, "frames": arch.num_frames, "image_size": arch.image_size,
-        "params": model.count_params(), "gflops": round(flops / 1e9, 2),
-        "p50_ms": round(latency.p50_ms, 1),
-        "original_ms": original[name]["median_ms_2threads"],
-        "share_of_sgemm": round(flops / (latency.p50_ms / 1000) / 1e9 / sgemm, 3),
-    })
-    print(f"{name}: {latency.p50_ms:.1f} ms", file=sys.stderr)
-  print(f"machine: {perf.machine_description()}; fp32 SGEMM {sgemm:.1f} GFLOP/s; "
-        f"{FLAGS.threads} threads, batch 1")
-  print("| model | frames | resolution | params | GFLOPs | Keras p50 ms | original TF1 ms | share of SGEMM |")
-  print("|---|---|---|---|---|---|---|---|")
-  for r in rows:
-    print(f"| {r['model']} | {r['frames']} | {r['image_size']} | {r['params'] / 1e6:.1f}M | "
-          f"{r['gflops']:.2f} | {r['p50_ms']:.1f} | {r['original_ms']:.1f} | "
-          f"{r['share_of_sgemm']:.0%} |")
-  for r in rows:
-    print(json.dumps({**r, "sgemm_gflops": round(sgemm, 1), "threads": FLAGS.threads}))
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    with open(_FIGURES) as f:
+        original = json.load(f)["models"]
+    names = FLAGS.models or arch_lib.list_architectures()
+    unknown = sorted(set(names) - set(arch_lib.list_architectures()))
+    if unknown:
+        sys.exit(
+            f"bench_model: --models: unknown {', '.join(unknown)}; expected some of "
+            f"{', '.join(arch_lib.list_architectures())}."
+        )
+    sgemm = perf.sgemm_gflops()
+    rows = []
+    for name in names:
+        arch = arch_lib.get_architecture(name)
+        model = tvn.build_model(arch, FLAGS.num_classes)
+        flops = flops_lib.count_flops(model).forward
+        clip = tf.constant(
+            np.random.default_rng(0).random(
+                (1, arch.num_frames, arch.image_size, arch.image_size, 3), dtype=np.float32
+            )
+        )
+        forward = tf.function(lambda x, model=model: model(x, training=False))
+        latency = perf.time_runs(lambda f=forward, c=clip: f(c).numpy(), runs=FLAGS.runs)
+        rows.append(
+            {
+                "model": name,
+                "frames": arch.num_frames,
+                "image_size": arch.image_size,
+                "params": model.count_params(),
+                "gflops": round(flops / 1e9, 2),
+                "p50_ms": round(latency.p50_ms, 1),
+                "original_ms": original[name]["median_ms_2threads"],
+                "share_of_sgemm": round(flops / (latency.p50_ms / 1000) / 1e9 / sgemm, 3),
+            }
+        )
+        print(f"{name}: {latency.p50_ms:.1f} ms", file=sys.stderr)
+    print(
+        f"machine: {perf.machine_description()}; fp32 SGEMM {sgemm:.1f} GFLOP/s; "
+        f"{FLAGS.threads} threads, batch 1"
+    )
+    print(
+        "| model | frames | resolution | params | GFLOPs | Keras p50 ms | original TF1 ms | share of SGEMM |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['frames']} | {r['image_size']} | {r['params'] / 1e6:.1f}M | "
+            f"{r['gflops']:.2f} | {r['p50_ms']:.1f} | {r['original_ms']:.1f} | "
+            f"{r['share_of_sgemm']:.0%} |"
+        )
+    for r in rows:
+        print(json.dumps({**r, "sgemm_gflops": round(sgemm, 1), "threads": FLAGS.threads}))
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

@@ -28,76 +28,96 @@ flags.DEFINE_integer("num_classes", 50, "Width of the classifier.", lower_bound=
 
 
 def _describe(block) -> str:
-  """A TinyBlock's ops as they run in this application (repeats stride 1)."""
-  spatial, temporal = block.spatial, block.temporal
-  parts = [f"{spatial.op} {spatial.kernel_size}x{spatial.kernel_size}/{spatial.strides}"
-           if spatial.kernel_size != 1 else "no spatial op"]
-  if temporal is None or temporal.window is None:
-    parts.append("no temporal op")
-  else:
-    parts.append(f"temporal {temporal.op} {temporal.kernel_size}/{temporal.strides}")
-  parts += [name for layer, name in ((block.bottleneck, "inv-bottle"), (block.residual, "skip"),
-                                     (block.squeeze_excite, "SE"), (block.context_gate, "gate"),
-                                     (block.non_local, "non-local")) if layer is not None]
-  return ", ".join(parts)
+    """A TinyBlock's ops as they run in this application (repeats stride 1)."""
+    spatial, temporal = block.spatial, block.temporal
+    parts = [
+        f"{spatial.op} {spatial.kernel_size}x{spatial.kernel_size}/{spatial.strides}"
+        if spatial.kernel_size != 1
+        else "no spatial op"
+    ]
+    if temporal is None or temporal.window is None:
+        parts.append("no temporal op")
+    else:
+        parts.append(f"temporal {temporal.op} {temporal.kernel_size}/{temporal.strides}")
+    parts += [
+        name
+        for layer, name in (
+            (block.bottleneck, "inv-bottle"),
+            (block.residual, "skip"),
+            (block.squeeze_excite, "SE"),
+            (block.context_gate, "gate"),
+            (block.non_local, "non-local"),
+        )
+        if layer is not None
+    ]
+    return ", ".join(parts)
 
 
 def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict[str, Any]]:
-  """Builds the model for `arch` and returns (a readable table, the figures)."""
-  from tvn_tf.models import flops as flops_lib  # Imports TensorFlow: keep --help fast.
-  from tvn_tf.models import layers, tvn
+    """Builds the model for `arch` and returns (a readable table, the figures)."""
+    from tvn_tf.models import flops as flops_lib  # Imports TensorFlow: keep --help fast.
+    from tvn_tf.models import layers, tvn
 
-  model = tvn.build_model(arch, num_classes)
-  count = flops_lib.count_flops(model)
-  layer_flops = dict(count.per_layer)
-  rows = [("layer", "op", "frames x h x w x c", "params", "MFLOPs")]
-  for layer in model.layers[1:]:
-    out = layer.output.shape
-    frames = getattr(layer, "output_frames", getattr(layer, "num_frames", None))
-    if isinstance(layer, layers.TinyBlock):
-      op = _describe(layer)
-      shape = f"{frames} x {out[1]} x {out[2]} x {out[3]}"
-    else:
-      op, shape = type(layer).__name__, " x ".join(str(d) for d in out[1:])
-    rows.append((layer.name, op, shape, f"{layer.count_params():,}",
-                 f"{layer_flops[layer.name] / 1e6:,.1f}"))
-  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))) for r in rows]
-  lines.insert(1, "-" * len(lines[0]))
-  trainable = sum(w.numpy().size for w in model.trainable_weights)
-  info = {
-      "model": arch.name,
-      "num_classes": num_classes,
-      "input_shape": [None, *model.input_shape[1:]],
-      "trainable_params": int(trainable),
-      "total_params": int(model.count_params()),
-      "flops": count.forward,
-      "feature_shape": tvn.feature_shape(model),
-  }
-  lines += [
-      "",
-      f"{arch.name}: {arch.num_frames} frames {arch.frame_stride} apart at "
-      f"{arch.image_size}x{arch.image_size}, {num_classes} classes",
-      f"params: {info['trainable_params']:,} trainable, {info['total_params']:,} total",
-      f"FLOPs per clip: {count.forward / 1e9:.3f} G forward; "
-      f"{count.with_initializers / 1e9:.3f} G with the initializer term the original "
-      "profile also counted",
-  ]
-  return "\n".join(lines), info
+    model = tvn.build_model(arch, num_classes)
+    count = flops_lib.count_flops(model)
+    layer_flops = dict(count.per_layer)
+    rows = [("layer", "op", "frames x h x w x c", "params", "MFLOPs")]
+    for layer in model.layers[1:]:
+        out = layer.output.shape
+        frames = getattr(layer, "output_frames", getattr(layer, "num_frames", None))
+        if isinstance(layer, layers.TinyBlock):
+            op = _describe(layer)
+            shape = f"{frames} x {out[1]} x {out[2]} x {out[3]}"
+        else:
+            op, shape = type(layer).__name__, " x ".join(str(d) for d in out[1:])
+        rows.append(
+            (
+                layer.name,
+                op,
+                shape,
+                f"{layer.count_params():,}",
+                f"{layer_flops[layer.name] / 1e6:,.1f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    trainable = sum(w.numpy().size for w in model.trainable_weights)
+    info = {
+        "model": arch.name,
+        "num_classes": num_classes,
+        "input_shape": [None, *model.input_shape[1:]],
+        "trainable_params": int(trainable),
+        "total_params": int(model.count_params()),
+        "flops": count.forward,
+        "feature_shape": tvn.feature_shape(model),
+    }
+    lines += [
+        "",
+        f"{arch.name}: {arch.num_frames} frames {arch.frame_stride} apart at "
+        f"{arch.image_size}x{arch.image_size}, {num_classes} classes",
+        f"params: {info['trainable_params']:,} trainable, {info['total_params']:,} total",
+        f"FLOPs per clip: {count.forward / 1e9:.3f} G forward; "
+        f"{count.with_initializers / 1e9:.3f} G with the initializer term the original "
+        "profile also counted",
+    ]
+    return "\n".join(lines), info
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    arch = model_flags.architecture_from_flags()
-  except ValueError as e:
-    sys.exit(f"model_info: {e}")
-  table, info = model_info(arch, FLAGS.num_classes)
-  print(table)
-  print(json.dumps(info))
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        arch = model_flags.architecture_from_flags()
+    except ValueError as e:
+        sys.exit(f"model_info: {e}")
+    table, info = model_info(arch, FLAGS.num_classes)
+    print(table)
+    print(json.dumps(info))
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

@@ -28,7 +28,8 @@ import importlib.resources
 import json
 import math
 import os
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 SPATIAL_TYPES = ("std", "depth", "maxpool", "avgpool", "1std")
 TEMPORAL_TYPES = ("1d", "maxpool", "avgpool")
@@ -41,9 +42,19 @@ COMPOUND_BETA = 1.1
 COMPOUND_GAMMA = 1.15
 
 _REQUIRED_BLOCK_FIELDS = (
-    "filters", "expand", "repeats", "spatial_type", "spatial_kernel",
-    "spatial_stride", "temporal_type", "temporal_kernel", "temporal_stride",
-    "skip", "squeeze", "context_gate", "non_local",
+    "filters",
+    "expand",
+    "repeats",
+    "spatial_type",
+    "spatial_kernel",
+    "spatial_stride",
+    "temporal_type",
+    "temporal_kernel",
+    "temporal_stride",
+    "skip",
+    "squeeze",
+    "context_gate",
+    "non_local",
 )
 # JSON name -> (dataclass field, default). Defaults are the original code's.
 _OPTIONAL_BLOCK_FIELDS = {
@@ -58,303 +69,336 @@ _REQUIRED_ARCH_FIELDS = ("num_frames", "frame_stride", "image_size", "blocks")
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-  """One searched block, applied `repeats` times.
+    """One searched block, applied `repeats` times.
 
-  Attributes mirror the original JSON keys (`inv-bottle` is
-  `inverted_bottleneck`). `non_local` is the bottleneck width of a non-local
-  block after each application (0: none) and `non_local_pool` the spatial
-  pooling of its keys and values (the pooled representation size).
-  """
+    Attributes mirror the original JSON keys (`inv-bottle` is
+    `inverted_bottleneck`). `non_local` is the bottleneck width of a non-local
+    block after each application (0: none) and `non_local_pool` the spatial
+    pooling of its keys and values (the pooled representation size).
+    """
 
-  filters: int
-  expand: int
-  repeats: int
-  spatial_type: str
-  spatial_kernel: int
-  spatial_stride: int
-  temporal_type: str
-  temporal_kernel: int
-  temporal_stride: int
-  skip: bool
-  squeeze: float
-  context_gate: bool
-  non_local: int
-  non_local_pool: int = 2
-  inverted_bottleneck: bool = False
-  act: str = "relu"
-  spatial_act: str = "relu"
-  temporal_act: str = "relu"
+    filters: int
+    expand: int
+    repeats: int
+    spatial_type: str
+    spatial_kernel: int
+    spatial_stride: int
+    temporal_type: str
+    temporal_kernel: int
+    temporal_stride: int
+    skip: bool
+    squeeze: float
+    context_gate: bool
+    non_local: int
+    non_local_pool: int = 2
+    inverted_bottleneck: bool = False
+    act: str = "relu"
+    spatial_act: str = "relu"
+    temporal_act: str = "relu"
 
-  @property
-  def expanded_filters(self) -> int:
-    """`E = max(filters * expand, filters)`: the width SE and gating act on."""
-    return max(self.filters * self.expand, self.filters)
+    @property
+    def expanded_filters(self) -> int:
+        """`E = max(filters * expand, filters)`: the width SE and gating act on."""
+        return max(self.filters * self.expand, self.filters)
 
-  def to_json(self) -> dict[str, Any]:
-    """Returns the original's JSON form of this block."""
-    out = {name: getattr(self, name) for name in _REQUIRED_BLOCK_FIELDS}
-    out["skip"] = int(self.skip)
-    out["context_gate"] = int(self.context_gate)
-    for json_name, (field, default) in _OPTIONAL_BLOCK_FIELDS.items():
-      value = getattr(self, field)
-      if value != default:
-        out[json_name] = int(value) if isinstance(value, bool) else value
-    return out
+    def to_json(self) -> dict[str, Any]:
+        """Returns the original's JSON form of this block."""
+        out = {name: getattr(self, name) for name in _REQUIRED_BLOCK_FIELDS}
+        out["skip"] = int(self.skip)
+        out["context_gate"] = int(self.context_gate)
+        for json_name, (field, default) in _OPTIONAL_BLOCK_FIELDS.items():
+            value = getattr(self, field)
+            if value != default:
+                out[json_name] = int(value) if isinstance(value, bool) else value
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-  """A whole network: its input sampling and its chain of blocks."""
+    """A whole network: its input sampling and its chain of blocks."""
 
-  name: str
-  num_frames: int
-  frame_stride: int
-  image_size: int
-  blocks: tuple[BlockSpec, ...]
+    name: str
+    num_frames: int
+    frame_stride: int
+    image_size: int
+    blocks: tuple[BlockSpec, ...]
 
-  def to_json(self) -> dict[str, Any]:
-    """Returns the JSON form read by `architecture_from_json`."""
-    return {
-        "num_frames": self.num_frames,
-        "frame_stride": self.frame_stride,
-        "image_size": self.image_size,
-        "blocks": [b.to_json() for b in self.blocks],
-    }
+    def to_json(self) -> dict[str, Any]:
+        """Returns the JSON form read by `architecture_from_json`."""
+        return {
+            "num_frames": self.num_frames,
+            "frame_stride": self.frame_stride,
+            "image_size": self.image_size,
+            "blocks": [b.to_json() for b in self.blocks],
+        }
 
 
 def _fail(where: str, field: str, value: Any, allowed: str) -> None:
-  raise ValueError(f"{where}: field '{field}' is {value!r}; expected {allowed}.")
+    raise ValueError(f"{where}: field '{field}' is {value!r}; expected {allowed}.")
 
 
 def _int_field(where: str, data: Mapping[str, Any], field: str, minimum: int) -> int:
-  value = data[field]
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-    _fail(where, field, value, f"an integer >= {minimum}")
-  if value < minimum:
-    _fail(where, field, value, f"an integer >= {minimum}")
-  return int(value)
+    value = data[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        _fail(where, field, value, f"an integer >= {minimum}")
+    if value < minimum:
+        _fail(where, field, value, f"an integer >= {minimum}")
+    return int(value)
 
 
-def _choice_field(where: str, data: Mapping[str, Any], field: str,
-                  allowed: tuple[str, ...], default: str | None = None) -> str:
-  value = data.get(field, default)
-  if value not in allowed:
-    _fail(where, field, value, "one of " + ", ".join(repr(a) for a in allowed))
-  return value
+def _choice_field(
+    where: str,
+    data: Mapping[str, Any],
+    field: str,
+    allowed: tuple[str, ...],
+    default: str | None = None,
+) -> str:
+    value = data.get(field, default)
+    if value not in allowed:
+        _fail(where, field, value, "one of " + ", ".join(repr(a) for a in allowed))
+    return value
 
 
 def _flag_field(where: str, data: Mapping[str, Any], field: str, default: bool = False) -> bool:
-  value = data.get(field, default)
-  if value not in (0, 1, True, False):
-    _fail(where, field, value, "0 or 1")
-  return bool(value)
+    value = data.get(field, default)
+    if value not in (0, 1, True, False):
+        _fail(where, field, value, "0 or 1")
+    return bool(value)
 
 
 def block_from_json(data: Mapping[str, Any], where: str = "block") -> BlockSpec:
-  """Validates one block's JSON and returns its `BlockSpec`.
+    """Validates one block's JSON and returns its `BlockSpec`.
 
-  Args:
-    data: The block's JSON object.
-    where: How to name the block in errors, e.g. "tvn1 block 2".
+    Args:
+      data: The block's JSON object.
+      where: How to name the block in errors, e.g. "tvn1 block 2".
 
-  Raises:
-    ValueError: naming the block, the field, the value and what is allowed.
-  """
-  if not isinstance(data, Mapping):
-    raise ValueError(f"{where}: expected a JSON object, got {data!r}.")
-  missing = [f for f in _REQUIRED_BLOCK_FIELDS if f not in data]
-  if missing:
-    raise ValueError(f"{where}: missing field(s) {', '.join(missing)}; a block needs "
-                     f"{', '.join(_REQUIRED_BLOCK_FIELDS)}.")
-  known = set(_REQUIRED_BLOCK_FIELDS) | set(_OPTIONAL_BLOCK_FIELDS)
-  unknown = sorted(set(data) - known)
-  if unknown:
-    _fail(where, unknown[0], data[unknown[0]],
-          "no such field; allowed fields are " + ", ".join(sorted(known)))
-  squeeze = data["squeeze"]
-  if isinstance(squeeze, bool) or not isinstance(squeeze, (int, float)) or not 0 <= squeeze <= 1:
-    _fail(where, "squeeze", squeeze, "a number in [0, 1]")
-  if "non_local_pool" in data:
-    non_local_pool = _int_field(where, data, "non_local_pool", 1)
-  else:
-    non_local_pool = _OPTIONAL_BLOCK_FIELDS["non_local_pool"][1]
-  return BlockSpec(
-      filters=_int_field(where, data, "filters", 1),
-      expand=_int_field(where, data, "expand", 0),
-      repeats=_int_field(where, data, "repeats", 1),
-      spatial_type=_choice_field(where, data, "spatial_type", SPATIAL_TYPES),
-      spatial_kernel=_int_field(where, data, "spatial_kernel", 1),
-      spatial_stride=_int_field(where, data, "spatial_stride", 1),
-      temporal_type=_choice_field(where, data, "temporal_type", TEMPORAL_TYPES),
-      temporal_kernel=_int_field(where, data, "temporal_kernel", 1),
-      temporal_stride=_int_field(where, data, "temporal_stride", 1),
-      skip=_flag_field(where, data, "skip"),
-      squeeze=float(squeeze),
-      context_gate=_flag_field(where, data, "context_gate"),
-      non_local=_int_field(where, data, "non_local", 0),
-      non_local_pool=non_local_pool,
-      inverted_bottleneck=_flag_field(where, data, "inv-bottle"),
-      act=_choice_field(where, data, "act", ACTIVATIONS, "relu"),
-      spatial_act=_choice_field(where, data, "spatial_act", ACTIVATIONS, "relu"),
-      temporal_act=_choice_field(where, data, "temporal_act", ACTIVATIONS, "relu"),
-  )
+    Raises:
+      ValueError: naming the block, the field, the value and what is allowed.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {data!r}.")
+    missing = [f for f in _REQUIRED_BLOCK_FIELDS if f not in data]
+    if missing:
+        raise ValueError(
+            f"{where}: missing field(s) {', '.join(missing)}; a block needs "
+            f"{', '.join(_REQUIRED_BLOCK_FIELDS)}."
+        )
+    known = set(_REQUIRED_BLOCK_FIELDS) | set(_OPTIONAL_BLOCK_FIELDS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        _fail(
+            where,
+            unknown[0],
+            data[unknown[0]],
+            "no such field; allowed fields are " + ", ".join(sorted(known)),
+        )
+    squeeze = data["squeeze"]
+    if isinstance(squeeze, bool) or not isinstance(squeeze, (int, float)) or not 0 <= squeeze <= 1:
+        _fail(where, "squeeze", squeeze, "a number in [0, 1]")
+    if "non_local_pool" in data:
+        non_local_pool = _int_field(where, data, "non_local_pool", 1)
+    else:
+        non_local_pool = _OPTIONAL_BLOCK_FIELDS["non_local_pool"][1]
+    return BlockSpec(
+        filters=_int_field(where, data, "filters", 1),
+        expand=_int_field(where, data, "expand", 0),
+        repeats=_int_field(where, data, "repeats", 1),
+        spatial_type=_choice_field(where, data, "spatial_type", SPATIAL_TYPES),
+        spatial_kernel=_int_field(where, data, "spatial_kernel", 1),
+        spatial_stride=_int_field(where, data, "spatial_stride", 1),
+        temporal_type=_choice_field(where, data, "temporal_type", TEMPORAL_TYPES),
+        temporal_kernel=_int_field(where, data, "temporal_kernel", 1),
+        temporal_stride=_int_field(where, data, "temporal_stride", 1),
+        skip=_flag_field(where, data, "skip"),
+        squeeze=float(squeeze),
+        context_gate=_flag_field(where, data, "context_gate"),
+        non_local=_int_field(where, data, "non_local", 0),
+        non_local_pool=non_local_pool,
+        inverted_bottleneck=_flag_field(where, data, "inv-bottle"),
+        act=_choice_field(where, data, "act", ACTIVATIONS, "relu"),
+        spatial_act=_choice_field(where, data, "spatial_act", ACTIVATIONS, "relu"),
+        temporal_act=_choice_field(where, data, "temporal_act", ACTIVATIONS, "relu"),
+    )
 
 
 def _flatten_streams(data: Mapping[str, Any], name: str) -> dict[str, Any]:
-  """Turns the original's single-stream chain form into the plain form."""
-  streams = data["input_streams"]
-  if not isinstance(streams, list) or len(streams) != 1:
-    raise ValueError(f"{name}: field 'input_streams' is {streams!r}; expected a list "
-                     "with exactly one input stream (only chains are supported).")
-  stream = streams[0]
-  flat = {k: stream.get(k) for k in ("num_frames", "frame_stride", "image_size")}
-  blocks = []
-  for i, block in enumerate(data.get("blocks", [])):
-    if not isinstance(block, Mapping):
-      raise ValueError(f"{name} block {i}: expected a JSON object, got {block!r}.")
-    if block.get("inputs", [i]) != [i]:
-      _fail(f"{name} block {i}", "inputs", block["inputs"],
-            f"[{i}] (each block reads the previous one; only chains are supported)")
-    blocks.append({k: v for k, v in block.items() if k != "inputs"})
-  flat["blocks"] = blocks
-  return flat
+    """Turns the original's single-stream chain form into the plain form."""
+    streams = data["input_streams"]
+    if not isinstance(streams, list) or len(streams) != 1:
+        raise ValueError(
+            f"{name}: field 'input_streams' is {streams!r}; expected a list "
+            "with exactly one input stream (only chains are supported)."
+        )
+    stream = streams[0]
+    flat = {k: stream.get(k) for k in ("num_frames", "frame_stride", "image_size")}
+    blocks = []
+    for i, block in enumerate(data.get("blocks", [])):
+        if not isinstance(block, Mapping):
+            raise ValueError(f"{name} block {i}: expected a JSON object, got {block!r}.")
+        if block.get("inputs", [i]) != [i]:
+            _fail(
+                f"{name} block {i}",
+                "inputs",
+                block["inputs"],
+                f"[{i}] (each block reads the previous one; only chains are supported)",
+            )
+        blocks.append({k: v for k, v in block.items() if k != "inputs"})
+    flat["blocks"] = blocks
+    return flat
 
 
 def architecture_from_json(data: Mapping[str, Any], name: str = "custom") -> Architecture:
-  """Validates an architecture's JSON object and returns an `Architecture`.
+    """Validates an architecture's JSON object and returns an `Architecture`.
 
-  Raises:
-    ValueError: naming the block, the field, the value and what is allowed.
-  """
-  if not isinstance(data, Mapping):
-    raise ValueError(f"{name}: expected a JSON object, got {type(data).__name__}.")
-  if "input_streams" in data:
-    data = _flatten_streams(data, name)
-  missing = [f for f in _REQUIRED_ARCH_FIELDS if data.get(f) is None]
-  if missing:
-    raise ValueError(f"{name}: missing field(s) {', '.join(missing)}; an architecture "
-                     f"needs {', '.join(_REQUIRED_ARCH_FIELDS)}.")
-  blocks = data["blocks"]
-  if not isinstance(blocks, list) or not blocks:
-    _fail(name, "blocks", blocks, "a non-empty list of blocks")
-  return Architecture(
-      name=name,
-      num_frames=_int_field(name, data, "num_frames", 1),
-      frame_stride=_int_field(name, data, "frame_stride", 1),
-      image_size=_int_field(name, data, "image_size", 8),
-      blocks=tuple(block_from_json(b, f"{name} block {i}") for i, b in enumerate(blocks)),
-  )
+    Raises:
+      ValueError: naming the block, the field, the value and what is allowed.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{name}: expected a JSON object, got {type(data).__name__}.")
+    if "input_streams" in data:
+        data = _flatten_streams(data, name)
+    missing = [f for f in _REQUIRED_ARCH_FIELDS if data.get(f) is None]
+    if missing:
+        raise ValueError(
+            f"{name}: missing field(s) {', '.join(missing)}; an architecture "
+            f"needs {', '.join(_REQUIRED_ARCH_FIELDS)}."
+        )
+    blocks = data["blocks"]
+    if not isinstance(blocks, list) or not blocks:
+        _fail(name, "blocks", blocks, "a non-empty list of blocks")
+    return Architecture(
+        name=name,
+        num_frames=_int_field(name, data, "num_frames", 1),
+        frame_stride=_int_field(name, data, "frame_stride", 1),
+        image_size=_int_field(name, data, "image_size", 8),
+        blocks=tuple(block_from_json(b, f"{name} block {i}") for i, b in enumerate(blocks)),
+    )
 
 
 def _load_registry() -> dict[str, Mapping[str, Any]]:
-  text = importlib.resources.files("tvn_tf.models").joinpath("found_tvns.json").read_text()
-  return json.loads(text)
+    text = importlib.resources.files("tvn_tf.models").joinpath("found_tvns.json").read_text()
+    return json.loads(text)
 
 
 _REGISTRY = _load_registry()
 
 
 def list_architectures() -> list[str]:
-  """Names of the released architectures, e.g. ['tvn1', ..., 'tvn_mobile_2']."""
-  return sorted(_REGISTRY)
+    """Names of the released architectures, e.g. ['tvn1', ..., 'tvn_mobile_2']."""
+    return sorted(_REGISTRY)
 
 
 def get_architecture(name: str) -> Architecture:
-  """Returns a released architecture by name.
+    """Returns a released architecture by name.
 
-  Raises:
-    ValueError: if the name is not registered.
-  """
-  if name not in _REGISTRY:
-    raise ValueError(f"Unknown model {name!r}; expected one of {', '.join(list_architectures())} "
-                     "(or load a custom architecture from a JSON file).")
-  return architecture_from_json(_REGISTRY[name], name)
+    Raises:
+      ValueError: if the name is not registered.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown model {name!r}; expected one of {', '.join(list_architectures())} "
+            "(or load a custom architecture from a JSON file)."
+        )
+    return architecture_from_json(_REGISTRY[name], name)
 
 
 def load_architecture_json(path: str | os.PathLike[str]) -> Architecture:
-  """Reads and validates a custom architecture from a JSON file.
+    """Reads and validates a custom architecture from a JSON file.
 
-  Raises:
-    ValueError: if the file is missing, not JSON, or not a valid architecture.
-  """
-  path = os.fspath(path)
-  name = os.path.splitext(os.path.basename(path))[0]
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except OSError as e:
-    raise ValueError(f"{path}: cannot read architecture file ({e.strerror}).") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not valid JSON ({e}).") from None
-  return architecture_from_json(data, name)
+    Raises:
+      ValueError: if the file is missing, not JSON, or not a valid architecture.
+    """
+    path = os.fspath(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read architecture file ({e.strerror}).") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}).") from None
+    return architecture_from_json(data, name)
 
 
 def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
-  """Scales a width and rounds it to a multiple of `divisor` (as EfficientNet).
+    """Scales a width and rounds it to a multiple of `divisor` (as EfficientNet).
 
-  A multiplier of 1 returns `filters` unchanged, so odd released widths (348)
-  survive.
-  """
-  if multiplier == 1:
-    return filters
-  scaled = filters * multiplier
-  rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-  if rounded < 0.9 * scaled:  # Never round down by more than 10%.
-    rounded += divisor
-  return int(rounded)
+    A multiplier of 1 returns `filters` unchanged, so odd released widths (348)
+    survive.
+    """
+    if multiplier == 1:
+        return filters
+    scaled = filters * multiplier
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:  # Never round down by more than 10%.
+        rounded += divisor
+    return int(rounded)
 
 
-def scale_architecture(arch: Architecture,
-                       resolution: float = 1.0,
-                       width: float = 1.0,
-                       depth: float = 1.0,
-                       frames: float = 1.0,
-                       compound: float = 0.0) -> Architecture:
-  """Scales an architecture along the paper's axes.
+def scale_architecture(
+    arch: Architecture,
+    resolution: float = 1.0,
+    width: float = 1.0,
+    depth: float = 1.0,
+    frames: float = 1.0,
+    compound: float = 0.0,
+) -> Architecture:
+    """Scales an architecture along the paper's axes.
 
-  Args:
-    arch: The architecture to scale.
-    resolution: Multiplier for the input image size (rounded to a multiple of 8).
-    width: Multiplier for every block's filters (rounded to a multiple of 8).
-    depth: Multiplier for every block's repeats (rounded up).
-    frames: Multiplier for the number of input frames (rounded, at least 1).
-    compound: EfficientNet-style coefficient phi; multiplies depth by
-      1.2**phi, width by 1.1**phi and resolution by 1.15**phi on top of the
-      explicit multipliers.
+    Args:
+      arch: The architecture to scale.
+      resolution: Multiplier for the input image size (rounded to a multiple of 8).
+      width: Multiplier for every block's filters (rounded to a multiple of 8).
+      depth: Multiplier for every block's repeats (rounded up).
+      frames: Multiplier for the number of input frames (rounded, at least 1).
+      compound: EfficientNet-style coefficient phi; multiplies depth by
+        1.2**phi, width by 1.1**phi and resolution by 1.15**phi on top of the
+        explicit multipliers.
 
-  Returns:
-    A new `Architecture`; the name records the scaling. All multipliers at
-    their defaults return `arch` itself.
+    Returns:
+      A new `Architecture`; the name records the scaling. All multipliers at
+      their defaults return `arch` itself.
 
-  Raises:
-    ValueError: if a multiplier is not positive.
-  """
-  for flag, value in (("resolution", resolution), ("width", width),
-                      ("depth", depth), ("frames", frames)):
-    if not value > 0:
-      raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
-  if compound < 0:
-    raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
-  depth *= COMPOUND_ALPHA**compound
-  width *= COMPOUND_BETA**compound
-  resolution *= COMPOUND_GAMMA**compound
-  if (resolution, width, depth, frames) == (1, 1, 1, 1):
-    return arch
-  image_size = arch.image_size
-  if resolution != 1:
-    image_size = max(32, int(round(arch.image_size * resolution / 8)) * 8)
-  num_frames = max(1, int(round(arch.num_frames * frames)))
-  blocks = tuple(
-      dataclasses.replace(
-          b,
-          filters=round_filters(b.filters, width),
-          repeats=b.repeats if depth == 1 else int(math.ceil(b.repeats * depth)))
-      for b in arch.blocks)
-  parts = [f"{k}{v:g}" for k, v in (("r", resolution), ("w", width), ("d", depth),
-                                     ("f", frames)) if v != 1]
-  return Architecture(
-      name=f"{arch.name}_" + "_".join(parts),
-      num_frames=num_frames,
-      frame_stride=arch.frame_stride,
-      image_size=image_size,
-      blocks=blocks)
+    Raises:
+      ValueError: if a multiplier is not positive.
+    """
+    for flag, value in (
+        ("resolution", resolution),
+        ("width", width),
+        ("depth", depth),
+        ("frames", frames),
+    ):
+        if not value > 0:
+            raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
+    if compound < 0:
+        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
+    depth *= COMPOUND_ALPHA**compound
+    width *= COMPOUND_BETA**compound
+    resolution *= COMPOUND_GAMMA**compound
+    if (resolution, width, depth, frames) == (1, 1, 1, 1):
+        return arch
+    image_size = arch.image_size
+    if resolution != 1:
+        image_size = max(32, int(round(arch.image_size * resolution / 8)) * 8)
+    num_frames = max(1, int(round(arch.num_frames * frames)))
+    blocks = tuple(
+        dataclasses.replace(
+            b,
+            filters=round_filters(b.filters, width),
+            repeats=b.repeats if depth == 1 else int(math.ceil(b.repeats * depth)),
+        )
+        for b in arch.blocks
+    )
+    parts = [
+        f"{k}{v:g}"
+        for k, v in (("r", resolution), ("w", width), ("d", depth), ("f", frames))
+        if v != 1
+    ]
+    return Architecture(
+        name=f"{arch.name}_" + "_".join(parts),
+        num_frames=num_frames,
+        frame_stride=arch.frame_stride,
+        image_size=image_size,
+        blocks=blocks,
+    )

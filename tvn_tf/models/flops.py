@@ -23,6 +23,7 @@ import re
 import keras
 import numpy as np
 import tensorflow as tf
+
 # The profiler's per-op cost registry; no public alias exists in TF 2.
 from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.util import deprecation
@@ -35,63 +36,67 @@ _KERNEL_NAMES = ("kernel", "depthwise_kernel")
 
 @dataclasses.dataclass(frozen=True)
 class FlopCount:
-  """FLOPs for one clip.
+    """FLOPs for one clip.
 
-  Attributes:
-    forward: The forward pass, multiply and add counted separately.
-    initializers: What the original's profile also counted: a multiply and an
-      add per kernel weight, from the initializers' random draws.
-    per_layer: `(layer name, forward FLOPs)` for each top-level layer.
-  """
+    Attributes:
+      forward: The forward pass, multiply and add counted separately.
+      initializers: What the original's profile also counted: a multiply and an
+        add per kernel weight, from the initializers' random draws.
+      per_layer: `(layer name, forward FLOPs)` for each top-level layer.
+    """
 
-  forward: int
-  initializers: int
-  per_layer: tuple[tuple[str, int], ...]
+    forward: int
+    initializers: int
+    per_layer: tuple[tuple[str, int], ...]
 
-  @property
-  def with_initializers(self) -> int:
-    """The figure the original code's profile reports."""
-    return self.forward + self.initializers
+    @property
+    def with_initializers(self) -> int:
+        """The figure the original code's profile reports."""
+        return self.forward + self.initializers
 
 
 def graph_flops(graph: tf.Graph) -> int:
-  """Sums the profiler's registered FLOPs over a graph's ops, skipping batch norm."""
-  total = 0
-  for op in graph.get_operations():
-    if _BATCH_NORM_SCOPE.search(op.name):
-      continue
-    try:
-      with deprecation.silence():  # The registry uses TF1 shape helpers.
-        flops = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
-    except ValueError:  # No cost registered for this op type.
-      continue
-    total += int(flops or 0)
-  return total
+    """Sums the profiler's registered FLOPs over a graph's ops, skipping batch norm."""
+    total = 0
+    for op in graph.get_operations():
+        if _BATCH_NORM_SCOPE.search(op.name):
+            continue
+        try:
+            with deprecation.silence():  # The registry uses TF1 shape helpers.
+                flops = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+        except ValueError:  # No cost registered for this op type.
+            continue
+        total += int(flops or 0)
+    return total
 
 
 def _one_clip_shape(layer: keras.layers.Layer) -> tuple[int, ...]:
-  # Folded layers see `frames` rows per clip; the first sees the 5D clip.
-  rows = getattr(layer, "num_frames", 1)
-  return (rows, *layer.input.shape[1:])
+    # Folded layers see `frames` rows per clip; the first sees the 5D clip.
+    rows = getattr(layer, "num_frames", 1)
+    return (rows, *layer.input.shape[1:])
 
 
 def count_flops(model: keras.Model) -> FlopCount:
-  """Counts the FLOPs of one clip through `model`, layer by layer.
+    """Counts the FLOPs of one clip through `model`, layer by layer.
 
-  Args:
-    model: A functional model from `build_model`.
+    Args:
+      model: A functional model from `build_model`.
 
-  Returns:
-    The `FlopCount`.
-  """
-  per_layer = []
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.InputLayer):
-      continue
-    spec = tf.TensorSpec(_one_clip_shape(layer), layer.input.dtype)
-    fn = tf.function(lambda x, layer=layer: layer(x, training=False))
-    per_layer.append((layer.name, graph_flops(fn.get_concrete_function(spec).graph)))
-  kernels = sum(int(np.prod(w.shape)) for w in model.trainable_weights
-                if w.path.rsplit("/", 1)[-1] in _KERNEL_NAMES)
-  return FlopCount(forward=sum(f for _, f in per_layer), initializers=2 * kernels,
-                   per_layer=tuple(per_layer))
+    Returns:
+      The `FlopCount`.
+    """
+    per_layer = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        spec = tf.TensorSpec(_one_clip_shape(layer), layer.input.dtype)
+        fn = tf.function(lambda x, layer=layer: layer(x, training=False))
+        per_layer.append((layer.name, graph_flops(fn.get_concrete_function(spec).graph)))
+    kernels = sum(
+        int(np.prod(w.shape))
+        for w in model.trainable_weights
+        if w.path.rsplit("/", 1)[-1] in _KERNEL_NAMES
+    )
+    return FlopCount(
+        forward=sum(f for _, f in per_layer), initializers=2 * kernels, per_layer=tuple(per_layer)
+    )

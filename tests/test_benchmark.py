@@ -1,0 +1,165 @@
+"""The latency harness: its JSON, each model kind, and the Android parser and script."""
+
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from tests import export_fixtures as fx
+from tvn_tf.deploy import android
+from tvn_tf import benchmark
+
+RECORDED = os.path.join(fx.ROOT, "tests", "testdata", "benchmark_model_output.txt")
+
+
+@pytest.fixture(scope="module")
+def out():
+    return fx.export_dir()
+
+
+def test_tflite_benchmark_prints_figures_then_one_json_line(out):
+    result = fx.run_module(
+        "tvn_tf.benchmark",
+        f"--model={out}/model_int8.tflite",
+        "--runs=5",
+        "--warmup=1",
+        "--threads=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert tuple(figures) == benchmark.JSON_FIELDS
+    assert figures["threads"] == 2
+    assert 0 < figures["p50_ms"] <= figures["p90_ms"] <= figures["p99_ms"]
+    assert figures["clips_per_s"] == pytest.approx(1000 / figures["p50_ms"], rel=0.01)
+    info = json.load(open(os.path.join(out, "model_info.json")))
+    assert figures["flops"] == info["flops"]
+    assert figures["sgemm_gflops"] > 1
+    assert figures["share_of_sgemm"] == pytest.approx(
+        figures["flops"] / (figures["p50_ms"] / 1e3) / 1e9 / figures["sgemm_gflops"], rel=0.02
+    )
+    assert "cores" in figures["machine"]
+    text = "\n".join(lines[:-1])
+    assert "p50" in text and "SGEMM" in text and "FLOPs" in text
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "export_folder", "keras"])
+def test_saved_model_and_keras_are_timed_too(out, kind):
+    path = {
+        "saved_model": os.path.join(out, "saved_model"),
+        "export_folder": out,
+        "keras": fx.model_dir(),
+    }[kind]
+    figures = benchmark.benchmark(path, threads=2, runs=3, warmup=1, measure_sgemm=False)
+    assert tuple(figures) == benchmark.JSON_FIELDS
+    assert figures["p50_ms"] > 0 and figures["flops"] > 1e6
+    assert figures["sgemm_gflops"] is None and figures["share_of_sgemm"] is None
+
+
+def test_tflite_flops_without_model_info_come_from_the_graph(out):
+    from tvn_tf.deploy import tflite
+
+    counted = tflite.count_flops(os.path.join(out, "model_float32.tflite"))
+    profiled = json.load(open(os.path.join(out, "model_info.json")))["flops"]
+    # The graph count leaves out elementwise ops: a little below the profiler's.
+    assert 0.8 * profiled < counted <= profiled
+
+
+def test_bad_model_path_gives_one_clear_message(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    result = fx.run_module("tvn_tf.benchmark", f"--model={tmp_path}/notes.txt", "--runs=1")
+    assert result.returncode != 0
+    assert (
+        "notes.txt: not a .tflite file, a SavedModel folder or a model directory" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_android_parser_reads_the_recorded_benchmark_model_output():
+    parsed = android.parse(open(RECORDED).read())
+    assert parsed["threads"] == 4 and parsed["calls"] == 1
+    assert parsed["stat"]["count"] == 50 and parsed["stat"]["avg"] == 41377.6
+    assert parsed["summary"]["Init"] == 187214
+    figures = android.to_benchmark_json(parsed, "model_int8.tflite", 8.7e9, "Pixel 7")
+    assert tuple(figures) == benchmark.JSON_FIELDS
+    assert figures["p50_ms"] == pytest.approx(41.378)  # No median printed: the average.
+    assert figures["p90_ms"] is None and figures["p99_ms"] is None
+    assert figures["clips_per_s"] == pytest.approx(24.17, abs=0.01)
+    assert figures["sgemm_gflops"] is None and figures["machine"] == "Pixel 7"
+
+
+def _call(timed_us: int, *, percentiles: bool = False) -> str:
+    """One benchmark_model call's output with one timed run, in the tool's format."""
+    timed = f"count=1 curr={timed_us}"
+    if percentiles:
+        timed += f" p5={timed_us} median={timed_us} p95={timed_us}"
+    return (
+        f"INFO: Num threads: [2]\n"
+        f"INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but "
+        f"terminate if exceeding 150 seconds.\n"
+        f"INFO: count=9 first=70001 curr=52000 min=51000 max=70001 avg=54000 std=5000\n\n"
+        f"INFO: Running benchmark for at least 1 iterations and at least 0 seconds but "
+        f"terminate if exceeding 150 seconds.\n"
+        f"INFO: {timed}\n\n"
+        f"INFO: Inference timings in us: Init: 90000, First inference: 70001, "
+        f"Warmup (avg): 54000, Inference (avg): {timed_us}\n"
+    )
+
+
+def test_android_parser_takes_percentiles_over_repeated_calls():
+    runs = [50000 + 1000 * i for i in range(10)]
+    parsed = android.parse("".join(_call(r, percentiles=i % 2 == 0) for i, r in enumerate(runs)))
+    assert parsed["runs_us"] == runs and parsed["threads"] == 2
+    figures = android.to_benchmark_json(parsed, "m.tflite", None, "phone")
+    assert figures["p50_ms"] == pytest.approx(54.5)
+    assert figures["p90_ms"] == pytest.approx(58.1)
+    assert figures["p99_ms"] == pytest.approx(58.91)
+
+
+def test_android_parser_rejects_a_failed_run():
+    with pytest.raises(android.BenchmarkOutputError, match="no finished benchmark"):
+        android.parse("ERROR: Could not open '/data/local/tmp/tvn/x.tflite'.\n")
+
+
+def test_android_script_end_to_end_with_a_recorded_phone(out, tmp_path):
+    """The script against a fake adb that replays the recorded benchmark_model output."""
+    fake = tmp_path / "bin" / "adb"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/usr/bin/env bash
+echo "$@" >> {tmp_path}/adb.log
+case "$*" in
+  *getprop\\ ro.product.model*) echo "Pixel 7" ;;
+  *getprop*) echo "x" ;;
+  *benchmark_model\\ --graph*) cat {RECORDED} ;;
+esac
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    model = tmp_path / "model_int8.tflite"
+    model.write_bytes(open(os.path.join(out, "model_int8.tflite"), "rb").read())
+    (tmp_path / "model_info.json").write_text(open(os.path.join(out, "model_info.json")).read())
+    binary = tmp_path / "benchmark_model"
+    binary.write_text("")
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [
+            os.path.join(fx.ROOT, "tools", "android_benchmark.sh"),
+            str(model),
+            "--threads=4",
+            f"--benchmark_model={binary}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert tuple(figures) == benchmark.JSON_FIELDS
+    assert figures["p50_ms"] == pytest.approx(41.378) and figures["threads"] == 4
+    assert figures["machine"].startswith("Pixel 7")
+    assert figures["flops"] == json.load(open(os.path.join(out, "model_info.json")))["flops"]
+    log = (tmp_path / "adb.log").read_text()
+    assert "push" in log and "--num_threads=4" in log
+    assert (tmp_path / "model_int8.benchmark_model.txt").exists()

@@ -1,0 +1,182 @@
+"""Frame sampling and the tf.data pipelines, on real files whose pixels encode frame indices."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tvn_tf.data import pipeline, sampling
+from video_fixtures import frame_indices, make_tree, write_index_video
+
+REPO = __file__.rsplit("/tests/", 1)[0]
+T, STRIDE, SIZE = 2, 4, 16  # TVN-1's clip shape, small images
+
+
+def _pixels(clips):
+    """Normalised clips [..., H, W, 3] back to [0, 255]."""
+    return (np.asarray(clips) + 1.0) * 127.5
+
+
+def test_training_indices_cover_every_start_and_loop_short_videos():
+    starts = set()
+    for i in range(200):
+        idx = sampling.training_indices(20, T, STRIDE, seed=tf.constant([i, 0])).numpy()
+        assert idx[1] - idx[0] == STRIDE
+        starts.add(int(idx[0]))
+    assert starts == set(range(16))  # 20 frames, span 5: starts 0..15
+    # Span 9 > 6 frames: start 0, indices wrap (loop rule).
+    assert sampling.training_indices(6, 3, 4, seed=tf.constant([1, 2])).numpy().tolist() == [
+        0,
+        4,
+        2,
+    ]
+
+
+def test_evaluation_indices_are_evenly_spaced():
+    assert sampling.evaluation_indices(20, T, STRIDE, 4).numpy().tolist() == [
+        [0, 4],
+        [5, 9],
+        [10, 14],
+        [15, 19],
+    ]
+    assert sampling.evaluation_indices(20, T, STRIDE, 1).numpy().tolist() == [[7, 11]]
+    assert sampling.evaluation_indices(3, T, STRIDE, 2).numpy().tolist() == [[0, 1], [0, 1]]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A 2-class, 3-group tree (12-frame videos plus a 3-frame one), prepared."""
+    root = tmp_path_factory.mktemp("data")
+    videos, records = root / "videos", root / "records"
+    make_tree(videos, groups=(1, 2, 3), clips=2, num_frames=12)
+    write_index_video(videos / "Beta" / "v_Beta_g03_c03.avi", 3)
+    subprocess.run(
+        [
+            sys.executable,
+            f"{REPO}/tools/prepare_ucf50.py",
+            f"--input_dir={videos}",
+            f"--output_dir={records}",
+            "--workers=1",
+            "--short_side=48",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return videos, records
+
+
+def _collect(ds):
+    clips, labels, ids = [], [], []
+    for clip, label, video_id in ds:
+        clips.append(clip.numpy())
+        labels.append(label.numpy())
+        ids.append(video_id.numpy())
+    return np.concatenate(clips), np.concatenate(labels), np.concatenate(ids)
+
+
+@pytest.mark.parametrize("source", ["tfrecord", "avi"])
+def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
+    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
+    kwargs = dict(
+        training=False,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        batch_size=5,
+        num_clips=3,
+        groups=[3],
+        with_video_ids=True,
+    )
+    clips, labels, ids = _collect(pipeline.make_dataset(str(data_dir), **kwargs))
+    assert clips.shape == (5 * 3, T, SIZE, SIZE, 3) and clips.dtype == np.float32
+    by_video = {}
+    for clip, label, vid in zip(clips, labels, ids):
+        by_video.setdefault(vid.decode(), []).append(frame_indices(_pixels(clip)))
+        assert label == (0 if vid.startswith(b"Alpha/") else 1)
+    assert by_video["Alpha/v_Alpha_g03_c01.avi"] == [[0, 4], [3, 7], [7, 11]]
+    assert by_video["Beta/v_Beta_g03_c03.avi"] == [[0, 1]] * 3  # 3 frames: loop rule
+    again = _collect(pipeline.make_dataset(str(data_dir), **kwargs))
+    np.testing.assert_array_equal(clips, again[0])
+    np.testing.assert_array_equal(ids, again[2])
+
+
+@pytest.mark.parametrize("source", ["tfrecord", "avi"])
+def test_training_clips_start_at_random_frames_stride_apart(prepared, source):
+    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
+    ds = pipeline.make_dataset(
+        str(data_dir),
+        training=True,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        batch_size=8,
+        groups=[1, 2],
+        augment=None,
+        seed=3,
+        with_video_ids=True,
+    )
+    starts = set()
+    for clips, labels, ids in ds.take(12):
+        assert clips.shape == (8, T, SIZE, SIZE, 3) and labels.dtype == tf.int32
+        for clip, vid in zip(clips.numpy(), ids.numpy()):
+            assert b"_g03_" not in vid
+            first, second = frame_indices(_pixels(clip))
+            assert second - first == STRIDE
+            starts.add(first)
+    assert starts == set(range(12 - STRIDE))  # 12 frames, span 5: starts 0..7
+
+
+def test_training_augmentation_is_the_same_on_every_frame(prepared):
+    ds = pipeline.make_tfrecord_dataset(
+        str(prepared[1]),
+        training=True,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        batch_size=8,
+        seed=0,
+    )
+    clips, labels = next(iter(ds))
+    # Frames are uniform grey: after one shared crop/flip/jitter, each frame is uniform
+    # and frame 1 minus frame 0 is the same constant times the contrast for every pixel.
+    diffs = np.asarray(clips[:, 1] - clips[:, 0])
+    assert np.allclose(diffs, diffs.mean(axis=(1, 2, 3), keepdims=True), atol=0.02)
+
+
+def test_input_context_shards_videos(prepared):
+    seen = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
+        ds = pipeline.make_tfrecord_dataset(
+            str(prepared[1]),
+            training=False,
+            num_frames=T,
+            frame_stride=STRIDE,
+            image_size=SIZE,
+            batch_size=4,
+            input_context=context,
+            with_video_ids=True,
+        )
+        ids = _collect(ds)[2]
+        assert len(ids) > 0
+        seen.append(set(ids.tolist()))
+    assert not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == 13
+
+
+def test_group_numbers(prepared):
+    assert pipeline.group_numbers(str(prepared[0])) == [1, 2, 3]
+    assert pipeline.group_numbers(str(prepared[1])) == [1, 2, 3]
+    assert pipeline.class_names(str(prepared[1])) == ["Alpha", "Beta"]
+
+
+def test_average_clip_scores():
+    ids, scores = pipeline.average_clip_scores(
+        np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), np.array([b"b", b"a", b"b"])
+    )
+    assert ids.tolist() == [b"a", b"b"]
+    np.testing.assert_allclose(scores, [[0.0, 1.0], [0.75, 0.25]])

@@ -1,0 +1,214 @@
+"""tools/prepare_ucf50.py and tools/make_demo_data.py, run as real subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import av
+import tensorflow as tf
+
+from tvn_tf.data import records
+from video_fixtures import make_tree, write_index_video, write_truncated
+
+REPO = __file__.rsplit("/tests/", 1)[0]
+
+
+def _run(tool, *flags):
+    return subprocess.run(
+        [sys.executable, f"{REPO}/tools/{tool}", *flags], capture_output=True, text=True
+    )
+
+
+def _snapshot(root):
+    """Every path under root with its size and mtime."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            st = os.stat(os.path.join(dirpath, name))
+            out[os.path.relpath(os.path.join(dirpath, name), root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _outputs(out_dir):
+    return {
+        name: (out_dir / name).read_bytes()
+        for name in sorted(os.listdir(out_dir))
+        if not name.startswith(".")
+    }
+
+
+def test_prepare_writes_records_manifest_and_resumes(tmp_path):
+    videos, out = tmp_path / "UCF", tmp_path / "out"
+    # Billiards' files are spelled "Billards", as in UCF50.
+    make_tree(videos, classes=("Billiards", "Punch"), groups=(1, 2), clips=2, num_frames=8)
+    os.rename(
+        videos / "Billiards" / "v_Billiards_g01_c01.avi",
+        videos / "Billiards" / "v_Billards_g01_c01.avi",
+    )
+    write_index_video(videos / "Punch" / "v_Punch_g02_c03.avi", 9, audio=True, fps=30)
+    write_index_video(videos / "Punch" / "v_Punch_g01_c03.avi", 4, width=400, height=226)
+    (videos / "Punch" / "v_Punch_g01_c04.avi").write_bytes(b"")
+    (videos / "Punch" / "v_Punch_g01_c05.avi").write_text("not a video")
+    write_truncated(
+        videos / "Punch" / "v_Punch_g02_c01.avi", videos / "Punch" / "v_Punch_g02_c06.avi", 0.05
+    )
+    (videos / "Punch" / "notes.txt").write_text("hello")
+    before = _snapshot(videos)
+
+    result = _run(
+        "prepare_ucf50.py",
+        f"--input_dir={videos}",
+        f"--output_dir={out}",
+        "--workers=2",
+        "--videos_per_shard=2",
+        "--short_side=48",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Found 14 files" in result.stdout
+    assert _snapshot(videos) == before  # nothing written under the input folder
+
+    assert json.loads((out / "classes.json").read_text()) == ["Billiards", "Punch"]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    by_path = {m["path"]: m for m in manifest}
+    assert len(manifest) == 14
+    assert by_path["Billiards/v_Billards_g01_c01.avi"] == {
+        "path": "Billiards/v_Billards_g01_c01.avi",
+        "label": 0,
+        "group": 1,
+        "clip": 1,
+        "status": "ok",
+        "reason": "",
+        "frames": 8,
+    }
+    assert by_path["Punch/v_Punch_g01_c04.avi"]["reason"] == "empty file (0 bytes)"
+    assert "not a readable video" in by_path["Punch/v_Punch_g01_c05.avi"]["reason"]
+    assert by_path["Punch/v_Punch_g02_c06.avi"]["status"] == "skipped"
+    assert "does not match" in by_path["Punch/notes.txt"]["reason"]
+    assert by_path["Punch/v_Punch_g02_c03.avi"]["frames"] == 9
+    assert sum(m["status"] == "ok" for m in manifest) == 10
+    for name in ("Punch/v_Punch_g01_c04.avi", "Punch/v_Punch_g02_c06.avi"):
+        assert name in result.stderr  # reported with its path
+
+    shards = sorted(p for p in os.listdir(out) if p.endswith(".tfrecord"))
+    assert shards[0] == "g01-00000-of-00004.tfrecord"
+    assert not [p for p in os.listdir(out) if ".tmp" in p]
+    parsed = {}
+    for shard in shards:
+        for serialized in tf.data.TFRecordDataset(str(out / shard)):
+            r = records.parse_sequence_example(serialized)
+            parsed[r["source_path"].numpy().decode()] = r
+            assert r["group"].numpy() == int(shard[1:3])
+    wide = parsed["Punch/v_Punch_g01_c03.avi"]
+    assert (wide["height"].numpy(), wide["width"].numpy(), wide["num_frames"].numpy()) == (
+        48,
+        84,
+        4,
+    )
+    assert tf.io.decode_jpeg(wide["frames"][0]).shape == (48, 84, 3)
+    audio = parsed["Punch/v_Punch_g02_c03.avi"]
+    assert abs(audio["fps"].numpy() - 30) < 1e-3 and audio["class_name"].numpy() == b"Punch"
+    assert audio["label"].numpy() == 1 and audio["clip"].numpy() == 3
+
+    # Idempotent: a rerun changes nothing.
+    first = _outputs(out)
+    assert (
+        _run(
+            "prepare_ucf50.py",
+            f"--input_dir={videos}",
+            f"--output_dir={out}",
+            "--workers=1",
+            "--videos_per_shard=2",
+            "--short_side=48",
+        ).returncode
+        == 0
+    )
+    assert _outputs(out) == first
+    # Resumable: a lost shard (and a half-written one) is rewritten, the others kept.
+    os.remove(out / shards[1])
+    (out / (shards[1] + ".tmp")).write_bytes(b"partial")
+    kept_mtime = os.stat(out / shards[0]).st_mtime_ns
+    result = _run(
+        "prepare_ucf50.py",
+        f"--input_dir={videos}",
+        f"--output_dir={out}",
+        "--workers=1",
+        "--videos_per_shard=2",
+        "--short_side=48",
+    )
+    assert result.returncode == 0
+    assert f"Resuming: {len(shards) - 1} of {len(shards)} shards" in result.stdout
+    assert _outputs(out) == first
+    assert os.stat(out / shards[0]).st_mtime_ns == kept_mtime
+
+
+def test_prepare_rejects_bad_flags(tmp_path):
+    videos = tmp_path / "UCF"
+    make_tree(videos, classes=("A",), groups=(1,), clips=1, num_frames=4)
+    result = _run(
+        "prepare_ucf50.py",
+        f"--input_dir={tmp_path / 'missing'}",
+        f"--output_dir={tmp_path / 'out'}",
+    )
+    assert result.returncode != 0 and "is not a directory" in result.stderr
+    result = _run("prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={videos / 'out'}")
+    assert result.returncode != 0 and "inside --input_dir" in result.stderr
+    assert not (videos / "out").exists()
+    out = tmp_path / "out"
+    assert (
+        _run(
+            "prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={out}", "--workers=1"
+        ).returncode
+        == 0
+    )
+    result = _run(
+        "prepare_ucf50.py",
+        f"--input_dir={videos}",
+        f"--output_dir={out}",
+        "--workers=1",
+        "--short_side=64",
+    )
+    assert result.returncode != 0 and "short_side" in result.stderr
+
+
+def test_make_demo_data_layout_and_codec(tmp_path):
+    result = _run(
+        "make_demo_data.py",
+        f"--output_dir={tmp_path}",
+        "--num_groups=2",
+        "--clips_per_group=1",
+        "--num_frames=6",
+        "--workers=1",
+    )
+    assert result.returncode == 0, result.stderr
+    classes = sorted(os.listdir(tmp_path))
+    assert len(classes) == 10
+    files = sorted(os.listdir(tmp_path / "BouncingBall"))
+    assert files == ["v_BouncingBall_g01_c01.avi", "v_BouncingBall_g02_c01.avi"]
+    with av.open(str(tmp_path / "BouncingBall" / files[0])) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.codec_tag) == ("mpeg4", "XVID")
+        assert (stream.width, stream.height, stream.average_rate, stream.frames) == (
+            320,
+            240,
+            25,
+            6,
+        )
+    # Deterministic given the seed.
+    again = tmp_path.parent / (tmp_path.name + "_again")
+    assert (
+        _run(
+            "make_demo_data.py",
+            f"--output_dir={again}",
+            "--num_groups=2",
+            "--clips_per_group=1",
+            "--num_frames=6",
+            "--workers=1",
+        ).returncode
+        == 0
+    )
+    assert (again / "BouncingBall" / files[0]).read_bytes() == (
+        tmp_path / "BouncingBall" / files[0]
+    ).read_bytes()
+    result = _run("make_demo_data.py", f"--output_dir={tmp_path}", "--num_groups=0")
+    assert result.returncode != 0 and "--num_groups" in result.stderr

@@ -1,0 +1,238 @@
+"""Export: the serving SavedModel, the four TFLite variants, parity, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import export_fixtures as fx
+from tvn_tf import export as export_lib
+from tvn_tf import model_dir as model_dir_lib
+from tvn_tf.deploy import tflite
+from tvn_tf.data import preprocessing
+
+# Parity bounds on the small test model (logits of magnitude ~1-10): float
+# variants match to rounding, int8 weights move logits by a few percent.
+MAX_ABS_DIFF = {"float32": 1e-4, "float16": 0.05, "dynamic_int8": 0.5, "int8": 1.0}
+MIN_AGREEMENT = {"float32": 1.0, "float16": 1.0, "dynamic_int8": 0.9, "int8": 0.8}
+
+
+@pytest.fixture(scope="module")
+def out():
+    return fx.export_dir()
+
+
+@pytest.fixture(scope="module")
+def keras_model():
+    model, spec, _ = model_dir_lib.restore_model(fx.model_dir())
+    return model, spec
+
+
+def test_export_writes_every_file(out):
+    names = sorted(os.listdir(out))
+    assert names == [
+        "labels.txt",
+        "model_dynamic_int8.tflite",
+        "model_float16.tflite",
+        "model_float32.tflite",
+        "model_info.json",
+        "model_int8.tflite",
+        "parity.json",
+        "saved_model",
+    ]
+    with open(os.path.join(out, "labels.txt")) as f:
+        assert f.read().splitlines() == ["BouncingBall", "OrbitingDot", "SlidingSquare"]
+    info = json.load(open(os.path.join(out, "model_info.json")))
+    assert (info["num_frames"], info["frame_stride"], info["image_size"]) == (4, 2, 32)
+    assert info["flops"] > 1e6
+
+
+def test_parity_report_is_within_bounds(out):
+    parity = json.load(open(os.path.join(out, "parity.json")))
+    assert parity["num_clips"] == 18  # Group 1: 3 classes x 2 videos x 3 clips.
+    assert parity["eval_groups"] == [1]
+    assert 0 <= parity["keras"]["accuracy"] <= 1
+    for variant in tflite.VARIANTS:
+        figures = parity[variant]
+        assert set(figures) == {"max_abs_diff", "top1_agreement", "accuracy"}
+        assert figures["max_abs_diff"] <= MAX_ABS_DIFF[variant], variant
+        assert figures["top1_agreement"] >= MIN_AGREEMENT[variant], variant
+    assert parity["float32"]["accuracy"] == parity["keras"]["accuracy"]
+
+
+@pytest.mark.parametrize("variant", tflite.VARIANTS)
+def test_each_variant_runs_in_the_interpreter_like_keras(out, keras_model, variant):
+    model, _ = keras_model
+    path = os.path.join(out, tflite.filename(variant))
+    ops = set(tflite.op_names(open(path, "rb").read()))
+    assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
+    runner = tflite.TFLiteRunner(path, threads=2)
+    assert runner.clip_shape == (4, 32, 32, 3)
+    clips = np.random.default_rng(5).uniform(-1, 1, (4, 4, 32, 32, 3)).astype(np.float32)
+    reference = model(clips, training=False).numpy()
+    np.testing.assert_allclose(runner(clips), reference, atol=MAX_ABS_DIFF[variant])
+
+
+def test_int8_variant_computes_in_int8(out):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.path.join(out, "model_int8.tflite"))
+    convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    assert convs and all(details[op["inputs"][0]]["dtype"] == np.int8 for op in convs)
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32  # Float I/O.
+
+
+# Runs with -I: no PYTHONPATH, no current folder, so tvn_tf cannot be imported.
+_FRESH_PROCESS = r"""
+import importlib.util, json, sys
+import numpy as np
+import tensorflow as tf
+assert importlib.util.find_spec("tvn_tf") is None
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = {}
+for name in ("small", "wide"):
+  frames = np.load(sys.argv[2] + "/" + name + ".npy")
+  result = serve(frames=tf.constant(frames))
+  out[name] = {k: v.numpy().tolist() if v.dtype != tf.string else
+               [[s.decode() for s in row] for row in v.numpy()] for k, v in result.items()}
+print(json.dumps(out))
+"""
+
+
+def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tmp_path):
+    model, spec = keras_model
+    rng = np.random.default_rng(0)
+    frames = {
+        "small": rng.integers(0, 256, (2, 4, 32, 32, 3), dtype=np.uint8),
+        "wide": rng.integers(0, 256, (3, 4, 48, 80, 3), dtype=np.uint8),
+    }
+    for name, value in frames.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _FRESH_PROCESS,
+            os.path.join(out, "saved_model"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, value in frames.items():
+        clips = preprocessing.preprocess_for_eval(tf.constant(value), spec.image_size)
+        expected = tf.nn.softmax(model(clips, training=False)).numpy()
+        np.testing.assert_allclose(served[name]["probabilities"], expected, atol=1e-5)
+        top = np.argsort(-expected, axis=1)[:, :3]
+        assert served[name]["top5_indices"] == top.tolist()
+        assert served[name]["top5_names"] == [[spec.class_names[i] for i in row] for row in top]
+
+
+def test_saved_model_cli_lists_the_signature(out):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run(
+        [
+            cli,
+            "show",
+            "--dir",
+            os.path.join(out, "saved_model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for text in (
+        "inputs['frames']",
+        "DT_UINT8",
+        "(-1, 4, -1, -1, 3)",
+        "outputs['probabilities']",
+        "outputs['top5_indices']",
+        "outputs['top5_names']",
+        "DT_STRING",
+    ):
+        assert text in result.stdout
+
+
+class MatrixInverse(keras.layers.Layer):
+    """Needs tf.MatrixInverse, which TFLite has only as a Flex op."""
+
+    def call(self, x):
+        return tf.reshape(tf.linalg.inv(tf.reshape(x[:, 0, :3, :3, 0], (-1, 3, 3))), (-1, 9))
+
+
+def test_a_layer_that_needs_flex_fails_loudly():
+    clips = keras.Input((2, 8, 8, 3))
+    model = keras.Model(clips, MatrixInverse()(clips))
+    with pytest.raises(tflite.FlexOpsError, match="not TFLite builtins: MatrixInverse.*Flex"):
+        tflite.convert_model(model, "float32")
+
+
+def test_int8_needs_representative_clips(tmp_path):
+    with pytest.raises(ValueError, match="int8 variant needs representative_clips"):
+        tflite.convert(str(tmp_path), "int8")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model_dir=/nonexistent/run"], "/nonexistent/run: not a model directory"),
+        (["--variants=float32,float64"], "--variants: unknown 'float64'"),
+        (["--data_dir=/nonexistent/data"], "--data_dir=/nonexistent/data: no such directory"),
+    ],
+)
+def test_bad_input_exits_with_one_clear_message_and_writes_nothing(args, message, tmp_path):
+    output = tmp_path / "out"
+    defaults = {"--model_dir": fx.model_dir(), "--data_dir": fx.demo_data()}
+    given = {a.split("=")[0] for a in args}
+    full = args + [f"{k}={v}" for k, v in defaults.items() if k not in given]
+    result = fx.run_module("tvn_tf.export", f"--output_dir={output}", *full)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(output) and os.listdir(tmp_path) == []
+
+
+def test_existing_output_dir_needs_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    result = fx.run_module(
+        "tvn_tf.export",
+        f"--model_dir={fx.model_dir()}",
+        f"--output_dir={tmp_path / 'out'}",
+        f"--data_dir={fx.demo_data()}",
+    )
+    assert result.returncode != 0
+    assert "exists; pass --overwrite" in result.stderr
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("conversion broke")
+
+    monkeypatch.setattr(tflite, "convert", fail)
+    from tvn_tf.training import data as data_lib
+
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
+    options = export_lib.ExportOptions(variants=("float32",), calibration_clips=2, parity_clips=2)
+    with pytest.raises(RuntimeError, match="conversion broke"):
+        export_lib.export(fx.model_dir(), str(tmp_path / "out"), dataset, options=options)
+    assert os.listdir(tmp_path) == []

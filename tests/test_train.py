@@ -1,0 +1,336 @@
+"""The training binary, for real: processes, strategies, kills and resumes, errors.
+
+Every run trains TVN-1 scaled down (width x0.25, 32x32 input; 64x64 where it
+must learn) on a tiny demo dataset (4 classes x 5 groups x 3 clips) prepared
+once per session.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tvn_tf.data import demo_data, prepare
+from tvn_tf.training import metrics as metrics_lib
+from tvn_tf.training import optimization
+from tvn_tf.training import trainer
+
+TINY_MODEL = ["--model=tvn1", "--width_multiplier=0.25", "--image_size=32"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A prepared 4-class, 5-group demo dataset (TFRecords) and its video tree."""
+    root = tmp_path_factory.mktemp("tiny_demo")
+    videos, records = str(root / "videos"), str(root / "records")
+    demo_data.make_demo_data(
+        videos,
+        num_groups=5,
+        clips_per_group=3,
+        num_frames=16,
+        num_classes=4,
+        seed=0,
+        workers=1,
+        progress=False,
+    )
+    prepare.prepare_dataset(videos, records, short_side=64, workers=1, progress=False)
+    return {"videos": videos, "records": records}
+
+
+def train(*args, timeout=600, wait=True):
+    cmd = [sys.executable, "-m", "tvn_tf.train", *args]
+    if not wait:
+        return subprocess.Popen(
+            cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def base_flags(data, model_dir, *extra):
+    return [
+        f"--data_dir={data}",
+        f"--model_dir={model_dir}",
+        *TINY_MODEL,
+        "--batch_size=8",
+        "--split=logo",
+        "--fold=4",
+        "--eval_clips=2",
+        "--warmup_epochs=1",
+        "--learning_rate=0.1",
+        *extra,
+    ]
+
+
+def final_weights(checkpoint_dir: str) -> dict[str, np.ndarray]:
+    """Every variable of the last checkpoint (model, optimizer slots, step), not the input state.
+
+    A variable is stored under the first path that reaches it, so many model
+    weights sit under `optimizer/`.
+    """
+    path = tf.train.latest_checkpoint(checkpoint_dir)
+    reader = tf.train.load_checkpoint(path)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(path)
+        if not name.startswith(("data/", "_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))
+    }
+
+
+def logged_losses(model_dir: str) -> list[float]:
+    losses = []
+    for event_file in sorted(glob.glob(f"{model_dir}/tensorboard/events.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                if value.tag == "train/loss":
+                    losses.append(float(tf.make_ndarray(value.tensor)))
+    return losses
+
+
+def test_warmup_cosine_schedule():
+    schedule = optimization.WarmupCosineDecay(0.4, warmup_steps=10, total_steps=110)
+    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0, 0.2, 0.4, 0.2, 0, 0], atol=1e-6)
+
+
+def test_video_metrics_average_softmax_over_clips():
+    # Video "a" (label 0): one confident wrong clip, two right ones; "b" (label 1) right.
+    logits = np.log(np.array([[0.1, 0.9], [0.6, 0.4], [0.6, 0.4], [0.2, 0.8]]))
+    result = metrics_lib.classification_metrics(
+        logits, np.array([0, 0, 0, 1]), np.array(["a", "a", "a", "b"]), 2
+    )
+    assert result["clip_accuracy"] == 0.75
+    assert result["video_accuracy"] == 0.5  # mean of a: [0.433, 0.567] -> wrong
+    assert result["num_test_videos"] == 2 and result["confusion"] == [[0, 1], [0, 1]]
+    assert result["per_class_accuracy"] == [0.0, 1.0] and result["top5_accuracy"] == 1.0
+
+
+def test_three_crops_are_shifted_views():
+    clips = tf.reshape(tf.range(2 * 1 * 4 * 8 * 3, dtype=tf.float32), (2, 1, 4, 8, 3))
+    left, centre, right = trainer._crops(clips, 3, 8)
+    np.testing.assert_array_equal(centre, clips)
+    np.testing.assert_array_equal(left[..., 2:, :], clips[..., :6, :])
+    np.testing.assert_array_equal(right[..., :6, :], clips[..., 2:, :])
+
+
+def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_path):
+    model_dir = tmp_path / "run"
+    # Test group 5, validation group 1, training groups 2-4: 36 videos, 4 steps an epoch.
+    result = train(
+        *base_flags(
+            tiny_data["records"],
+            model_dir,
+            "--fold=5",
+            "--image_size=64",
+            "--epochs=25",
+            "--learning_rate=0.8",
+            "--num_validation_groups=1",
+            "--eval_every=50",
+        )
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["step"] == 25 * 4
+    assert metrics["groups"] == [5] and metrics["num_test_videos"] == 4 * 3
+    assert metrics["video_accuracy"] >= 0.6, metrics  # chance: 0.25
+    assert set(metrics) >= {"clip_accuracy", "top5_accuracy", "per_class_accuracy"}
+    assert (model_dir / "confusion.png").stat().st_size > 0
+    assert (model_dir / "confusion.csv").read_text().startswith("true \\ predicted,")
+    assert tf.train.latest_checkpoint(str(model_dir / "best"))
+    losses = logged_losses(str(model_dir))
+    assert len(losses) == 100 and np.mean(losses[-10:]) < np.mean(losses[:10])
+
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tvn_tf.evaluate",
+            f"--model_dir={model_dir}",
+            "--checkpoint=latest",
+            "--eval_crops=3",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 100 and summary["num_test_videos"] == 12
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    flags = [
+        "--train_steps=24",
+        "--checkpoint_every=4",
+        "--deterministic",
+        "--seed=3",
+        "--eval_clips=1",
+    ]
+    straight = tmp_path / "straight"
+    result = train(*base_flags(tiny_data["records"], straight, *flags))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    resumed = tmp_path / "resumed"
+    process = train(*base_flags(tiny_data["records"], resumed, *flags), wait=False)
+    deadline = time.time() + 300
+    while not glob.glob(f"{resumed}/checkpoints/ckpt-8.index") and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = tf.train.latest_checkpoint(str(resumed / "checkpoints"))
+    assert killed_at and int(killed_at.rsplit("-", 1)[1]) < 24, "the run ended before the kill"
+
+    result = train(*base_flags(tiny_data["records"], resumed, *flags))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((resumed / "metrics.json").read_text())["step"] == 24
+    a, b = final_weights(str(straight / "checkpoints")), final_weights(str(resumed / "checkpoints"))
+    assert a.keys() == b.keys() and len(a) > 200
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    model_dir = tmp_path / "multi"
+    flags = base_flags(
+        tiny_data["records"],
+        model_dir,
+        "--strategy=multi_worker",
+        "--train_steps=48",
+        "--learning_rate=0.8",
+        "--image_size=64",
+        "--checkpoint_every=16",
+    )
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tvn_tf.train", *flags],
+                env={**ENV, "TF_CONFIG": json.dumps(tf_config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    assert "2 replica(s)" in outputs[0][1]  # 36 training videos: 4 steps an epoch
+    chief = final_weights(str(model_dir / "checkpoints"))
+    other = final_weights(str(model_dir / ".workers" / "worker1" / "checkpoints"))
+    assert chief.keys() == other.keys()
+    for name in chief:
+        np.testing.assert_allclose(chief[name], other[name], rtol=0, atol=1e-6, err_msg=name)
+    losses = logged_losses(str(model_dir))
+    assert len(losses) == 48 and np.mean(losses[-12:]) < np.mean(losses[:12]), losses
+
+
+def test_mirrored_over_two_cpu_devices(tiny_data, tmp_path):
+    model_dir = tmp_path / "mirrored"
+    result = train(
+        *base_flags(
+            tiny_data["records"],
+            model_dir,
+            "--strategy=mirrored",
+            "--cpu_devices=2",
+            "--train_steps=48",
+            "--learning_rate=0.8",
+            "--image_size=64",
+            "--sync_batch_norm",
+        )
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 replica(s)" in result.stderr
+    losses = logged_losses(str(model_dir))
+    assert len(losses) == 48 and np.mean(losses[-12:]) < np.mean(losses[:12]), losses
+
+
+def test_avi_tree_trains_directly(tiny_data, tmp_path):
+    result = train(
+        *base_flags(tiny_data["videos"], tmp_path / "avi", "--train_steps=2", "--eval_clips=1")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "avi" / "metrics.json").read_text())["step"] == 2
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing_data", "--data_dir=/nonexistent/videos: no such directory"),
+        ("empty_data", ": no videos found"),
+        ("fewer_classes", "--num_classes=10 but --data_dir="),
+        (
+            "no_such_fold",
+            "--split=logo over the 5 groups of --data_dir: fold must be in [1, 5], got 9",
+        ),
+        ("bad_batch", "--batch_size=0"),
+        ("bad_precision", "--mixed_precision"),
+        (
+            "other_model",
+            "holds a different model (architecture: tvn1_w0.25_32px at 32px vs "
+            "tvn1_w0.5_32px at 32px)",
+        ),
+    ],
+)
+def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
+    data, model_dir = tiny_data["records"], tmp_path / "run"
+    extra = {
+        "fewer_classes": ["--num_classes=10"],
+        "no_such_fold": ["--fold=9"],
+        "bad_batch": ["--batch_size=0"],
+        "bad_precision": ["--mixed_precision=fp8"],
+    }
+    if case == "missing_data":
+        data = "/nonexistent/videos"
+    elif case == "empty_data":
+        data = tmp_path / "empty"
+        data.mkdir()
+    elif case == "other_model":
+        model_dir.mkdir()
+        (model_dir / "model.json").write_text(
+            json.dumps(
+                {
+                    "name": "tvn1_w0.25_32px",
+                    "class_names": ["a"],
+                    "head": "mean",
+                    "architecture": json.loads(_tiny_architecture_json()),
+                }
+            )
+        )
+        extra["other_model"] = ["--width_multiplier=0.5"]
+    flags = base_flags(data, model_dir, *extra.get(case, []))
+    if case == "other_model":
+        flags.remove("--width_multiplier=0.25")
+    result = train(*flags, timeout=120)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def _tiny_architecture_json() -> str:
+    from tvn_tf.models import architecture as arch_lib
+
+    arch = arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25)
+    return json.dumps({**arch.to_json(), "image_size": 32})

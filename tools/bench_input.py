@@ -1,0 +1,189 @@
+"""Measures the input pipeline for TVN-1 training (2 frames, stride 4, 224x224, augmented).
+
+    python tools/bench_input.py                      # demo data, made in a temporary folder
+    python tools/bench_input.py --data_dir=/data/ucf50_tfrecords --video_dir=/data/UCF50
+
+Prints training clips per second from the TFRecords, the rate of pure
+`tf.io.decode_jpeg` on the same sampled frames on the same cores (the bound
+the pipeline is held to), their ratio, and the clips per second of the direct
+`.avi` mode. The last line is one JSON object:
+{"tfrecord_clips_per_s", "jpeg_decode_clips_per_s", "share_of_decode_bound",
+ "avi_clips_per_s", "tfrecord_over_avi", "peak_rss_mb"}.
+"""
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tvn_tf.data import demo_data, pipeline, prepare, records, sampling  # noqa: E402
+
+# TVN-1's input (the model library's config; repeated here to keep the tool standalone).
+NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE = 2, 4, 224
+ROUNDS = 3
+
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "TFRecords from prepare_ucf50; default: demo data made and prepared in a temporary folder.",
+)
+_VIDEO_DIR = flags.DEFINE_string(
+    "video_dir",
+    None,
+    "The .avi tree of --data_dir, for the "
+    "direct mode (skipped when --data_dir is given without it).",
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Clips per batch.")
+_DEMO_FRAMES = flags.DEFINE_integer(
+    "demo_frames",
+    200,
+    "Frames per generated demo video (without --data_dir). UCF50 averages ~199: the direct "
+    "AVI mode decodes whole videos, so its rate depends on their length.",
+    lower_bound=16,
+)
+_SECONDS = flags.DEFINE_float(
+    "seconds",
+    15.0,
+    f"Measuring time per pipeline, split into {ROUNDS} alternating windows (median taken).",
+)
+
+
+def clips_per_second(
+    dataset: tf.data.Dataset, batch_size: int, seconds: float, warmup_batches: int = 5
+) -> float:
+    """Clips per second of a dataset of batches, after a warm-up, over ~`seconds`."""
+    iterator = iter(dataset)
+    for _ in range(warmup_batches):
+        next(iterator)
+    batches, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        next(iterator)
+        batches += 1
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def sampled_jpegs(data_dir: str, clips: int = 4096, seed: int = 0) -> tf.Tensor:
+    """JPEGs of training clips sampled as the pipeline samples them: string [clips, T]."""
+
+    def sample(serialized, s):
+        frames = records.parse_sequence_example(serialized)["frames"]
+        return tf.gather(
+            frames, sampling.training_indices(tf.shape(frames)[0], NUM_FRAMES, FRAME_STRIDE, s)
+        )
+
+    ds = tf.data.Dataset.zip(
+        (
+            tf.data.TFRecordDataset(pipeline.tfrecord_files(data_dir)).repeat(),
+            tf.data.Dataset.random(seed=seed).batch(2),
+        )
+    )
+    return next(iter(ds.map(sample).batch(clips)))
+
+
+def decode_bound_dataset(jpegs: tf.Tensor, batch_size: int) -> tf.data.Dataset:
+    """Only `tf.io.decode_jpeg` of in-memory JPEGs, with the pipeline's parallelism."""
+
+    def decode(clip_jpegs):
+        return tf.stack([tf.io.decode_jpeg(clip_jpegs[i], channels=3) for i in range(NUM_FRAMES)])
+
+    return (
+        tf.data.Dataset.from_tensor_slices(jpegs)
+        .repeat()
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def bench_input(
+    data_dir: str | None,
+    video_dir: str | None,
+    *,
+    batch_size: int = 32,
+    seconds: float = 15.0,
+    demo_frames: int = 200,
+) -> dict:
+    """Runs the three measurements; makes and prepares demo data if `data_dir` is None."""
+    with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
+        if data_dir is None:
+            video_dir, data_dir = os.path.join(tmp, "videos"), os.path.join(tmp, "tfrecords")
+            demo_data.make_demo_data(video_dir, num_frames=demo_frames)
+            prepare.prepare_dataset(video_dir, data_dir)
+        common = dict(
+            training=True,
+            num_frames=NUM_FRAMES,
+            frame_stride=FRAME_STRIDE,
+            image_size=IMAGE_SIZE,
+            batch_size=batch_size,
+            seed=0,
+        )
+        jpegs = sampled_jpegs(data_dir)
+        # Alternate short windows and take medians: shared machines drift between runs.
+        rates = {"tfrecord": [], "bound": []}
+        for _ in range(ROUNDS):
+            rates["tfrecord"].append(
+                clips_per_second(
+                    pipeline.make_tfrecord_dataset(data_dir, **common), batch_size, seconds / ROUNDS
+                )
+            )
+            rates["bound"].append(
+                clips_per_second(
+                    decode_bound_dataset(jpegs, batch_size), batch_size, seconds / ROUNDS
+                )
+            )
+        tfrecord, bound = (float(np.median(rates[k])) for k in ("tfrecord", "bound"))
+        print(f"TFRecord pipeline: {tfrecord:.1f} clips/s", flush=True)
+        print(
+            f"Pure tf.io.decode_jpeg of the same frames: {bound:.1f} clips/s "
+            f"(pipeline at {tfrecord / bound:.0%} of it)",
+            flush=True,
+        )
+        avi = None
+        if video_dir:
+            avi = clips_per_second(
+                pipeline.make_avi_dataset(video_dir, **common),
+                batch_size,
+                seconds,
+                warmup_batches=1,
+            )
+            print(
+                f"Direct AVI mode: {avi:.1f} clips/s (TFRecord {tfrecord / avi:.1f}x)", flush=True
+            )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "tfrecord_clips_per_s": round(tfrecord, 1),
+        "jpeg_decode_clips_per_s": round(bound, 1),
+        "share_of_decode_bound": round(tfrecord / bound, 3),
+        "avi_clips_per_s": None if avi is None else round(avi, 1),
+        "tfrecord_over_avi": None if avi is None else round(tfrecord / avi, 1),
+        "peak_rss_mb": round(peak_mb),
+    }
+
+
+def main(argv):
+    del argv
+    if _DATA_DIR.value and not pipeline.tfrecord_files(_DATA_DIR.value):
+        sys.exit(
+            f"bench_input: --data_dir={_DATA_DIR.value!r} holds no "
+            f"{records.SHARD_SUFFIX} files; run tools/prepare_ucf50.py first."
+        )
+    result = bench_input(
+        _DATA_DIR.value,
+        _VIDEO_DIR.value,
+        batch_size=_BATCH_SIZE.value,
+        seconds=_SECONDS.value,
+        demo_frames=_DEMO_FRAMES.value,
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

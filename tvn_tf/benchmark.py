@@ -1,0 +1,227 @@
+"""Latency of one exported TVN on this machine, batch 1, next to its SGEMM rate.
+
+    python -m tvn_tf.benchmark --model=exports/demo/model_int8.tflite --threads=2
+    python -m tvn_tf.benchmark --model=exports/demo/saved_model
+    python -m tvn_tf.benchmark --model=runs/demo            # the Keras model
+
+`--model` is a `.tflite` file (LiteRT interpreter, XNNPACK, `--threads`), a
+SavedModel folder (its `serving_default`, preprocessing included, fed uint8
+frames at the model's resolution; TensorFlow with `--threads` intra-op
+threads), or a training run's folder (the Keras model, `tf.function`).
+After `--warmup` runs, `--runs` runs are timed one by one. The machine's fp32
+SGEMM rate is measured in the same process, with numpy's BLAS on `--threads`
+threads, and the model's share of it is `FLOPs / p50 / SGEMM`.
+
+FLOPs come from `model_info.json` (written by `tvn_tf.export`) beside the
+model, else from the model itself (Keras), else from the TFLite graph.
+
+The last line is one JSON object:
+  {"model", "threads", "p50_ms", "p90_ms", "p99_ms", "clips_per_s", "flops",
+   "sgemm_gflops", "share_of_sgemm", "machine"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the flags of the binary (not on import: other binaries share names)."""
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A .tflite file, a SavedModel folder (or an export folder "
+        "holding saved_model/), or a training run's --model_dir.",
+    )
+    flags.DEFINE_integer("threads", 2, "Threads for the model and for SGEMM.", lower_bound=1)
+    flags.DEFINE_integer("runs", 30, "Timed runs.", lower_bound=1)
+    flags.DEFINE_integer("warmup", 5, "Untimed runs first.", lower_bound=0)
+    flags.DEFINE_bool("sgemm", True, "Measure the SGEMM rate (about 1 s).")
+
+
+JSON_FIELDS = (
+    "model",
+    "threads",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "clips_per_s",
+    "flops",
+    "sgemm_gflops",
+    "share_of_sgemm",
+    "machine",
+)
+
+
+def model_kind(path: str) -> str:
+    """ "tflite", "saved_model" or "keras" (a training run's folder).
+
+    Raises:
+      ValueError: naming `--model` when the path is none of these.
+    """
+    from tvn_tf import model_dir
+    from tvn_tf.deploy import serving
+
+    if os.path.isfile(path) and path.endswith(".tflite"):
+        return "tflite"
+    if os.path.isdir(path):
+        if serving.is_saved_model(path) or serving.is_saved_model(
+            os.path.join(path, "saved_model")
+        ):
+            return "saved_model"
+        if os.path.isfile(os.path.join(path, model_dir.SPEC_FILE)):
+            return "keras"
+    raise ValueError(
+        f"--model={path}: not a .tflite file, a SavedModel folder or a model directory."
+    )
+
+
+def find_model_info(path: str) -> dict | None:
+    """`model_info.json` of an export, looked up beside `path`, inside it, or in assets.extra."""
+    from tvn_tf.deploy import serving
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    for candidate in (
+        os.path.join(folder, serving.MODEL_INFO_FILE),
+        os.path.join(folder, serving.EXTRA_DIR, serving.MODEL_INFO_FILE),
+        os.path.join(folder, "saved_model", serving.EXTRA_DIR, serving.MODEL_INFO_FILE),
+        os.path.join(os.path.dirname(folder), serving.MODEL_INFO_FILE),
+    ):
+        if os.path.isfile(candidate):
+            with open(candidate) as f:
+                return json.load(f)
+    return None
+
+
+def make_runner(path: str, threads: int):
+    """`(run, flops, description)`: a no-argument callable doing one batch-1 inference."""
+    import numpy as np
+
+    kind = model_kind(path)
+    info = find_model_info(path)
+    rng = np.random.default_rng(0)
+    if kind == "tflite":
+        from tvn_tf.deploy import tflite
+
+        runner = tflite.TFLiteRunner(path, threads=threads)
+        runner.set_clip(rng.uniform(-1, 1, runner.clip_shape).astype(np.float32))
+        flops = info["flops"] if info else tflite.count_flops(path)
+        return runner.interpreter.invoke, flops, f"TFLite {os.path.basename(path)}, XNNPACK"
+
+    import tensorflow as tf
+
+    from tvn_tf import perf
+
+    if not perf.set_tensorflow_threads(threads):
+        print(
+            "benchmark: TensorFlow already running here; its thread settings are kept.",
+            file=sys.stderr,
+        )
+    if kind == "saved_model":
+        folder = (
+            path
+            if os.path.isfile(os.path.join(path, "saved_model.pb"))
+            else os.path.join(path, "saved_model")
+        )
+        serve = tf.saved_model.load(folder).signatures["serving_default"]
+        (spec,) = serve.structured_input_signature[1].values()
+        frames_count = spec.shape[1]
+        size = info["image_size"] if info else 224
+        frames = tf.constant(rng.integers(0, 256, (1, frames_count, size, size, 3), dtype=np.uint8))
+        return (
+            lambda: serve(frames=frames)["probabilities"].numpy(),
+            info["flops"] if info else None,
+            "SavedModel serving_default (with preprocessing)",
+        )
+    from tvn_tf import model_dir
+    from tvn_tf.models import flops as flops_lib
+
+    model, spec, _ = model_dir.restore_model(path)
+    clip = tf.constant(rng.uniform(-1, 1, (1, *model.input_shape[1:])).astype(np.float32))
+    forward = tf.function(lambda x: model(x, training=False))
+    return (
+        lambda: forward(clip).numpy(),
+        flops_lib.count_flops(model).forward,
+        f"Keras {spec.name}, tf.function",
+    )
+
+
+def benchmark(
+    path: str, threads: int = 2, runs: int = 30, warmup: int = 5, measure_sgemm: bool = True
+) -> dict:
+    """Times `path` at batch 1; returns the JSON object of the module docstring."""
+    from tvn_tf import perf
+
+    run, flops, description = make_runner(path, threads)
+    print(
+        f"benchmark: {description}: {warmup} warm-up runs, {runs} timed runs, {threads} threads",
+        file=sys.stderr,
+        flush=True,
+    )
+    latency = perf.time_runs(run, runs=runs, warmup=warmup)
+    sgemm = perf.sgemm_gflops() if measure_sgemm else None
+    share = (flops / (latency.p50_ms / 1e3) / 1e9 / sgemm) if (flops and sgemm) else None
+    return {
+        "model": path,
+        "threads": threads,
+        "p50_ms": round(latency.p50_ms, 3),
+        "p90_ms": round(latency.p90_ms, 3),
+        "p99_ms": round(latency.p99_ms, 3),
+        "clips_per_s": round(latency.per_second, 2),
+        "flops": flops,
+        "sgemm_gflops": round(sgemm, 1) if sgemm else None,
+        "share_of_sgemm": round(share, 4) if share is not None else None,
+        "machine": perf.machine_description(),
+    }
+
+
+def describe(result: dict) -> str:
+    """The human-readable lines printed before the JSON."""
+    lines = [
+        f"model: {result['model']}",
+        f"machine: {result['machine']}",
+        f"latency (batch 1, {result['threads']} threads): p50 {result['p50_ms']:.2f} ms, "
+        f"p90 {result['p90_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms; "
+        f"{result['clips_per_s']:.1f} clips/s",
+    ]
+    if result["flops"]:
+        achieved = result["flops"] / (result["p50_ms"] / 1e3) / 1e9
+        lines.append(
+            f"FLOPs per clip: {result['flops'] / 1e9:.3f} G; {achieved:.1f} GFLOP/s at p50"
+        )
+    if result["sgemm_gflops"]:
+        line = f"fp32 SGEMM, same run: {result['sgemm_gflops']:.1f} GFLOP/s"
+        if result["share_of_sgemm"] is not None:
+            line += f"; the model runs at {result['share_of_sgemm']:.1%} of it"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model:
+        sys.exit("benchmark: --model is required (a .tflite file, a SavedModel or a model dir).")
+    # numpy's BLAS reads its thread count when it loads: SGEMM on --threads threads.
+    if "numpy" not in sys.modules:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(FLAGS.threads)
+    try:
+        result = benchmark(FLAGS.model, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm)
+    except ValueError as e:
+        sys.exit(f"benchmark: {e}")
+    print(describe(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

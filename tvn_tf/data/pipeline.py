@@ -1,0 +1,411 @@
+"""`tf.data` pipelines that turn videos into batches of normalised clips.
+
+Two sources, one output:
+
+- `make_tfrecord_dataset`: TFRecords written by `tools/prepare_ucf50.py`
+  (fast; decodes only the sampled frames, and in training only their crop).
+- `make_avi_dataset`: the `.avi` tree itself, decoded with PyAV on the fly
+  (no preparation; slow, for quick starts).
+- `make_dataset` picks one from what the folder holds.
+
+Elements are `(clips, labels)`: float32 [batch, num_frames, image_size,
+image_size, 3] in [-1, 1] and int32 [batch]; with `with_video_ids=True`, also
+string [batch] video ids (paths relative to the dataset root), so that
+`average_clip_scores` can average the clip scores of each video.
+
+Training: random clip start, clip-consistent augmentation, shuffling, repeat,
+complete batches. Evaluation: `num_clips` evenly spaced clips per video, centre
+crop, no randomness, the same order on every run, the last batch kept even
+when smaller. With a `tf.distribute.InputContext`, each input pipeline reads
+its own part of the data and batches `batch_size` (the global batch size)
+divided by the number of replicas; use it through
+`strategy.distribute_datasets_from_function`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Collection
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tvn_tf.data import augment as augment_lib
+from tvn_tf.data import layout, preprocessing, records, sampling, video
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 1024  # clips of num_frames JPEGs each: ~30 MB for 2 frames
+DEFAULT_AUGMENT = augment_lib.AugmentConfig()
+# Ceiling for buffers grown by AUTOTUNE, so resident memory stays bounded.
+AUTOTUNE_RAM_BUDGET = 1 << 30
+
+
+def make_dataset(data_dir: str, **kwargs) -> tf.data.Dataset:
+    """The TFRecord pipeline if `data_dir` holds `*.tfrecord` files, else the AVI one.
+
+    Args:
+      data_dir: Output of `tools/prepare_ucf50.py`, or a UCF50-style video tree.
+      **kwargs: Arguments of `make_tfrecord_dataset` / `make_avi_dataset`.
+    """
+    if glob.glob(os.path.join(data_dir, "*" + records.SHARD_SUFFIX)):
+        return make_tfrecord_dataset(data_dir, **kwargs)
+    return make_avi_dataset(data_dir, **kwargs)
+
+
+def class_names(data_dir: str) -> list[str]:
+    """The class list of a prepared folder (`classes.json`) or of a video tree."""
+    if os.path.exists(os.path.join(data_dir, "classes.json")):
+        return records.read_classes(data_dir)
+    return list(layout.scan_videos(data_dir).classes)
+
+
+def group_numbers(data_dir: str) -> list[int]:
+    """The groups present in a prepared folder (from `manifest.jsonl`) or a video tree.
+
+    Pass `len(...)` as `num_groups` to `splits` (UCF50: 25; the demo data: 7).
+    """
+    manifest = os.path.join(data_dir, "manifest.jsonl")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            entries = [json.loads(line) for line in f]
+        return sorted({e["group"] for e in entries if e["status"] == "ok"})
+    return sorted({v.group for v in layout.scan_videos(data_dir).videos})
+
+
+def tfrecord_files(data_dir: str, groups: Collection[int] | None = None) -> list[str]:
+    """The shard files of `data_dir`, sorted; only those of `groups` when given.
+
+    Files whose names carry no group (not written by `prepare_ucf50`) are
+    always kept; their records are filtered by group instead.
+    """
+    files = sorted(glob.glob(os.path.join(data_dir, "*" + records.SHARD_SUFFIX)))
+    if groups is not None:
+        wanted = set(groups)
+        files = [f for f in files if records.shard_group(f) in wanted | {None}]
+    return files
+
+
+def make_tfrecord_dataset(
+    data_dir: str,
+    *,
+    training: bool,
+    num_frames: int,
+    frame_stride: int,
+    image_size: int,
+    batch_size: int,
+    groups: Collection[int] | None = None,
+    num_clips: int = 1,
+    augment: augment_lib.AugmentConfig | None = DEFAULT_AUGMENT,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    seed: int | None = None,
+    repeat: bool | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    with_video_ids: bool = False,
+) -> tf.data.Dataset:
+    """Clips from TFRecords of `SequenceExample`s (schema in `records`).
+
+    Args:
+      data_dir: Folder of `*.tfrecord` shards written by `prepare_ucf50`.
+      training: Training (random clip, augmentation, shuffle) or evaluation.
+      num_frames: Frames per clip (from the model's config).
+      frame_stride: Distance between sampled frames, in frames.
+      image_size: Output resolution (square).
+      batch_size: Global batch size.
+      groups: Keep only videos of these groups (see `splits`); None keeps all.
+      num_clips: Evaluation: evenly spaced clips per video.
+      augment: Training augmentation; None gives the evaluation preprocessing
+        (centre crop) with a random clip start.
+      shuffle_buffer: Training: clips held for shuffling (small elements:
+        the sampled JPEGs only).
+      seed: Makes training draws (file order, clip starts, augmentation)
+        reproducible when elements are consumed in order.
+      repeat: Repeat forever; defaults to `training`.
+      input_context: Multi-worker input sharding and per-replica batching.
+      with_video_ids: Add the video ids to each element.
+
+    Returns:
+      A dataset of `(clips, labels)` or `(clips, labels, video_ids)`.
+
+    Raises:
+      ValueError: no shard file matches.
+    """
+    files = tfrecord_files(data_dir, groups)
+    if not files:
+        raise ValueError(
+            f"No {records.SHARD_SUFFIX} files for groups {groups} in "
+            f"data_dir={data_dir!r}; run tools/prepare_ucf50.py first."
+        )
+    batch_size, pipelines, pipeline_id = _per_replica(batch_size, input_context)
+    repeat = training if repeat is None else repeat
+
+    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    if pipelines > 1 and len(files) >= pipelines:
+        file_ds, pipelines = file_ds.shard(pipelines, pipeline_id), 1
+    if training and pipelines == 1:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = file_ds.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 16),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=False,
+        )
+    else:
+        ds = tf.data.TFRecordDataset(file_ds)
+    if pipelines > 1:  # Fewer files than pipelines: every pipeline reads all, keeps its part.
+        ds = ds.shard(pipelines, pipeline_id)
+    if repeat:
+        ds = ds.repeat()
+
+    group_filter = None if groups is None else tf.constant(sorted(groups), tf.int64)
+
+    def keep(element):
+        return (
+            tf.constant(True)
+            if group_filter is None
+            else tf.reduce_any(tf.equal(element["group"], group_filter))
+        )
+
+    if training:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+        ds = ds.map(
+            lambda serialized, s: _sample_training_jpegs(serialized, s, num_frames, frame_stride),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=False,
+        )
+        ds = ds.filter(keep).shuffle(shuffle_buffer, seed=seed)
+        decode = lambda e: _decode_training_clip(e, num_frames, image_size, augment)
+    else:
+        ds = ds.map(
+            lambda serialized: _sample_evaluation_jpegs(
+                serialized, num_frames, frame_stride, num_clips
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        ds = ds.filter(keep).map(lambda e: {k: v for k, v in e.items() if k != "group"})
+        ds = ds.unbatch()
+        decode = lambda e: preprocessing.preprocess_for_eval(
+            _decode_jpegs(e["jpegs"], num_frames), image_size
+        )
+    ds = ds.map(
+        lambda e: _output(decode(e), e, with_video_ids),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=not training,
+    )
+    return _finish(ds, batch_size, training)
+
+
+def make_avi_dataset(
+    video_dir: str,
+    *,
+    training: bool,
+    num_frames: int,
+    frame_stride: int,
+    image_size: int,
+    batch_size: int,
+    groups: Collection[int] | None = None,
+    num_clips: int = 1,
+    augment: augment_lib.AugmentConfig | None = DEFAULT_AUGMENT,
+    seed: int | None = None,
+    repeat: bool | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    with_video_ids: bool = False,
+    classes: Collection[str] | None = None,
+    short_side: int = 0,
+) -> tf.data.Dataset:
+    """Clips decoded straight from a UCF50-style `.avi` tree, without preparation.
+
+    Same elements, sampling, augmentation and preprocessing as
+    `make_tfrecord_dataset`, but every clip costs a full video decode in
+    Python (PyAV). Unreadable files are logged and skipped when met.
+
+    Args:
+      video_dir: Root of the tree (`video_dir/<Class>/v_<Class>_gNN_cMM.avi`).
+      training, num_frames, frame_stride, image_size, batch_size, groups,
+      num_clips, augment, seed, repeat, input_context, with_video_ids: As in
+        `make_tfrecord_dataset`.
+      classes: The class list (see `layout.scan_videos`); None takes the folders.
+      short_side: Resize decoded frames to this short side first (0: keep).
+
+    Returns:
+      A dataset of `(clips, labels)` or `(clips, labels, video_ids)`.
+    """
+    videos = layout.scan_videos(video_dir, classes).videos
+    if groups is not None:
+        videos = [v for v in videos if v.group in set(groups)]
+    if not videos:
+        raise ValueError(f"No videos for groups {groups} under video_dir={video_dir!r}.")
+    batch_size, pipelines, pipeline_id = _per_replica(batch_size, input_context)
+    repeat = training if repeat is None else repeat
+
+    ds = tf.data.Dataset.from_tensor_slices(
+        {
+            "path": [os.path.join(video_dir, v.path) for v in videos],
+            "label": [v.label for v in videos],
+            "video_id": [v.path for v in videos],
+        }
+    )
+    if pipelines > 1:
+        ds = ds.shard(pipelines, pipeline_id)
+    if training:
+        ds = ds.shuffle(len(videos), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def read(path, select):
+        try:
+            return video.decode_video(
+                path.numpy().decode(), short_side=short_side, min_frames=1, select=select
+            ).frames
+        except (video.VideoError, OSError) as e:
+            logging.warning("Skipping %s: %s", path.numpy().decode(), e)
+            return np.zeros((0, 0, 0, 3), np.uint8)
+
+    if training:
+
+        def load(e, s):
+            frames = tf.py_function(
+                lambda p, s: read(
+                    p, lambda n: sampling.training_indices(n, num_frames, frame_stride, s).numpy()
+                ),
+                [e["path"], s],
+                tf.uint8,
+            )
+            return {**e, "frames": tf.ensure_shape(frames, [None, None, None, 3]), "seed": s}
+
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=False)
+        ds = ds.filter(lambda e: tf.shape(e["frames"])[0] > 0)
+
+        def decode(e):
+            frames = tf.ensure_shape(e["frames"], [num_frames, None, None, 3])
+            if augment is None:
+                return preprocessing.preprocess_for_eval(frames, image_size)
+            return augment_lib.augment_clip(frames, image_size, augment, e["seed"])
+    else:
+
+        def read_clips(path):
+            frames = read(
+                path,
+                lambda n: sampling.evaluation_indices(
+                    n, num_frames, frame_stride, num_clips
+                ).numpy(),
+            )
+            return frames.reshape((-1, num_frames) + frames.shape[1:])
+
+        def load(e):
+            frames = tf.py_function(read_clips, [e["path"]], tf.uint8)
+            frames = tf.ensure_shape(frames, [None, num_frames, None, None, 3])
+            return {
+                "frames": frames,
+                "label": tf.fill([tf.shape(frames)[0]], e["label"]),
+                "video_id": tf.fill([tf.shape(frames)[0]], e["video_id"]),
+            }
+
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+
+        def decode(e):
+            return preprocessing.preprocess_for_eval(e["frames"], image_size)
+
+    ds = ds.map(
+        lambda e: _output(decode(e), e, with_video_ids),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=not training,
+    )
+    return _finish(ds, batch_size, training)
+
+
+def average_clip_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Averages the scores (e.g. softmax) of the clips of each video.
+
+    Args:
+      scores: [num_clips_total, num_classes] clip scores.
+      video_ids: [num_clips_total] video id of each clip (str or bytes).
+
+    Returns:
+      (ids, mean_scores): the sorted unique ids and [len(ids), num_classes].
+    """
+    ids, inverse = np.unique(np.asarray(video_ids), return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]), np.float64)
+    np.add.at(sums, inverse, scores)
+    return ids, sums / np.bincount(inverse, minlength=len(ids))[:, None]
+
+
+def _per_replica(batch_size, input_context):
+    if input_context is None:
+        return batch_size, 1, 0
+    return (
+        input_context.get_per_replica_batch_size(batch_size),
+        input_context.num_input_pipelines,
+        input_context.input_pipeline_id,
+    )
+
+
+def _parse(serialized):
+    return records.parse_sequence_example(serialized)
+
+
+def _sample_training_jpegs(serialized, seed, num_frames, frame_stride):
+    record = _parse(serialized)
+    sample_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    indices = sampling.training_indices(
+        tf.shape(record["frames"])[0], num_frames, frame_stride, sample_seed
+    )
+    return {
+        "jpegs": tf.gather(record["frames"], indices),
+        "label": record["label"],
+        "group": record["group"],
+        "video_id": record["source_path"],
+        "seed": clip_seed,
+    }
+
+
+def _sample_evaluation_jpegs(serialized, num_frames, frame_stride, num_clips):
+    record = _parse(serialized)
+    indices = sampling.evaluation_indices(
+        tf.shape(record["frames"])[0], num_frames, frame_stride, num_clips
+    )
+    return {
+        "jpegs": tf.gather(record["frames"], indices),
+        "label": tf.fill([num_clips], record["label"]),
+        "group": record["group"],
+        "video_id": tf.fill([num_clips], record["source_path"]),
+    }
+
+
+def _decode_jpegs(jpegs, num_frames, window=None):
+    if window is None:
+        frames = [tf.io.decode_jpeg(jpegs[i], channels=3) for i in range(num_frames)]
+    else:
+        frames = [
+            tf.io.decode_and_crop_jpeg(jpegs[i], window, channels=3) for i in range(num_frames)
+        ]
+    return tf.stack(frames)
+
+
+def _decode_training_clip(element, num_frames, image_size, augment):
+    jpegs = element["jpegs"]
+    if augment is None:
+        return preprocessing.preprocess_for_eval(_decode_jpegs(jpegs, num_frames), image_size)
+    crop_seed, rest_seed = augment_lib.split_clip_seed(element["seed"])
+    # Decode only the crop: one window for the clip, from the first frame's header.
+    window = augment_lib.sample_crop_window(tf.io.extract_jpeg_shape(jpegs[0]), augment, crop_seed)
+    frames = _decode_jpegs(jpegs, num_frames, window)
+    return augment_lib.augment_cropped_clip(frames, image_size, augment, rest_seed)
+
+
+def _output(clip, element, with_video_ids):
+    label = tf.cast(element["label"], tf.int32)
+    return (clip, label, element["video_id"]) if with_video_ids else (clip, label)
+
+
+def _finish(ds, batch_size, training):
+    ds = ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = not training
+    options.autotune.ram_budget = AUTOTUNE_RAM_BUDGET
+    return ds.with_options(options)

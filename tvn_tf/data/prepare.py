@@ -1,0 +1,256 @@
+"""Preparation: a UCF50-style video tree to sharded TFRecords (`tools/prepare_ucf50.py`).
+
+Output folder:
+  g01-00000-of-00003.tfrecord ...  shards of `SequenceExample`s, one group each
+  classes.json                     the sorted class list; index = label
+  manifest.jsonl                   one JSON object per file found (see `records.manifest_entry`)
+  prepare_config.json              settings and input listing, checked on resume
+  .manifest_parts/                 per-shard manifest lines (for resuming)
+
+Resumable and idempotent: a shard is written under a temporary name and
+renamed when complete; a rerun keeps finished shards and writes the rest.
+Nothing is ever written under the input folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+
+from absl import logging
+from tqdm import tqdm
+
+from tvn_tf.data import layout, records, video
+
+MANIFEST = "manifest.jsonl"
+CLASSES = "classes.json"
+CONFIG = "prepare_config.json"
+PARTS = ".manifest_parts"
+DEFAULT_SHORT_SIDE = 240
+DEFAULT_VIDEOS_PER_SHARD = 32
+
+
+def prepare_dataset(
+    input_dir: str,
+    output_dir: str,
+    *,
+    short_side: int = DEFAULT_SHORT_SIDE,
+    workers: int = 0,
+    videos_per_shard: int = DEFAULT_VIDEOS_PER_SHARD,
+    jpeg_quality: int = 90,
+    min_frames: int = video.DEFAULT_MIN_FRAMES,
+    classes: list[str] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Writes the TFRecords, `classes.json` and `manifest.jsonl` of a video tree.
+
+    Args:
+      input_dir: Root of the tree (`input_dir/<Class>/v_<Class>_gNN_cMM.avi`).
+      output_dir: Where to write; created if missing; must not be inside
+        `input_dir`.
+      short_side: Resize frames so their short side has this length (0 keeps
+        the stored size; 240 keeps UCF50's 320x240 as is).
+      workers: Worker processes; 0 uses every core.
+      videos_per_shard: Videos per shard file (shards never mix groups).
+      jpeg_quality: JPEG quality of the stored frames, 1..100.
+      min_frames: Skip videos with fewer readable frames.
+      classes: The class list; None takes the class folders.
+      progress: Show a progress bar.
+
+    Returns:
+      A summary: {"found", "ok", "skipped", "shards", "classes"}.
+
+    Raises:
+      ValueError: a bad argument, or `output_dir` prepared from other
+        settings or another input listing (the message says which).
+    """
+    input_dir, output_dir = os.path.abspath(input_dir), os.path.abspath(output_dir)
+    _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality)
+    scan = layout.scan_videos(input_dir, classes)
+    print(
+        f"Found {len(scan.files)} files in {input_dir}: {len(scan.videos)} videos "
+        f"by name in {len(scan.classes)} classes.",
+        flush=True,
+    )
+    plan = _plan_shards(scan.videos, videos_per_shard)
+    config = {
+        "short_side": short_side,
+        "jpeg_quality": jpeg_quality,
+        "min_frames": min_frames,
+        "videos_per_shard": videos_per_shard,
+        "classes": list(scan.classes),
+        "input_listing_sha256": hashlib.sha256(
+            "\n".join(f.path for f in scan.files).encode()
+        ).hexdigest(),
+    }
+    os.makedirs(os.path.join(output_dir, PARTS), exist_ok=True)
+    _check_or_write_config(output_dir, config)
+    _write_atomically(os.path.join(output_dir, CLASSES), json.dumps(list(scan.classes), indent=1))
+
+    todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
+    if len(todo) < len(plan):
+        print(
+            f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.", flush=True
+        )
+    for rejected in scan.rejected:
+        logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
+    tasks = [
+        dict(
+            output_dir=output_dir,
+            input_dir=input_dir,
+            name=name,
+            entries=entries,
+            short_side=short_side,
+            jpeg_quality=jpeg_quality,
+            min_frames=min_frames,
+        )
+        for name, entries in todo
+    ]
+    _run_tasks(
+        tasks,
+        workers or os.cpu_count() or 1,
+        progress,
+        total_videos=sum(len(t["entries"]) for t in tasks),
+    )
+
+    lines = []
+    for name, _ in plan:
+        with open(os.path.join(output_dir, PARTS, name + ".jsonl")) as f:
+            lines.extend(json.loads(line) for line in f)
+    lines.extend(records.manifest_entry(f, "skipped", f.problem, 0) for f in scan.rejected)
+    lines.sort(key=lambda entry: entry["path"])
+    _write_atomically(
+        os.path.join(output_dir, MANIFEST), "".join(json.dumps(entry) + "\n" for entry in lines)
+    )
+    ok = sum(entry["status"] == "ok" for entry in lines)
+    summary = {
+        "found": len(lines),
+        "ok": ok,
+        "skipped": len(lines) - ok,
+        "shards": len(plan),
+        "classes": len(scan.classes),
+    }
+    print(
+        f"Wrote {ok} videos to {len(plan)} shards in {output_dir}; "
+        f"skipped {len(lines) - ok} files (reasons in {MANIFEST}).",
+        flush=True,
+    )
+    return summary
+
+
+def _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality):
+    if not os.path.isdir(input_dir):
+        raise ValueError(f"--input_dir={input_dir!r} is not a directory.")
+    if os.path.commonpath([input_dir, output_dir]) == input_dir:
+        raise ValueError(
+            f"--output_dir={output_dir!r} is inside --input_dir={input_dir!r}; "
+            "nothing is ever written under the input folder."
+        )
+    if short_side < 0:
+        raise ValueError(f"--short_side must be >= 0 (0 keeps the size), got {short_side}.")
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0 (0 uses every core), got {workers}.")
+    if videos_per_shard < 1:
+        raise ValueError(f"--videos_per_shard must be >= 1, got {videos_per_shard}.")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"--jpeg_quality must be in [1, 100], got {jpeg_quality}.")
+
+
+def _plan_shards(videos, videos_per_shard):
+    """[(shard name, videos)], one group per shard, deterministic."""
+    by_group = {}
+    for v in sorted(videos, key=lambda v: (v.group, v.path)):
+        by_group.setdefault(v.group, []).append(v)
+    plan = []
+    for group, members in sorted(by_group.items()):
+        count = -(-len(members) // videos_per_shard)
+        for i in range(count):
+            plan.append(
+                (
+                    records.shard_name(group, i, count),
+                    members[i * videos_per_shard : (i + 1) * videos_per_shard],
+                )
+            )
+    return plan
+
+
+def _shard_done(output_dir, name):
+    return os.path.exists(os.path.join(output_dir, name)) and os.path.exists(
+        os.path.join(output_dir, PARTS, name + ".jsonl")
+    )
+
+
+def _init_worker():
+    """One thread per worker process: the processes already use every core."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _write_shard_task(task):
+    """Writes one shard, then its manifest part (in a worker, or in-process)."""
+    entries = records.write_shard(
+        os.path.join(task["output_dir"], task["name"]),
+        task["entries"],
+        task["input_dir"],
+        short_side=task["short_side"],
+        jpeg_quality=task["jpeg_quality"],
+        min_frames=task["min_frames"],
+    )
+    # A shard counts as done once its manifest part exists too (`_shard_done`).
+    _write_atomically(
+        os.path.join(task["output_dir"], PARTS, task["name"] + ".jsonl"),
+        "".join(json.dumps(e) + "\n" for e in entries),
+    )
+    return task["name"], entries
+
+
+def _run_tasks(tasks, workers, progress, total_videos):
+    bar = tqdm(total=total_videos, unit="video", disable=not progress or not tasks, file=sys.stderr)
+    workers = min(workers, len(tasks))
+
+    def report(entries):
+        for e in entries:
+            if e["status"] != "ok":
+                logging.warning("Skipping %s: %s", e["path"], e["reason"])
+            elif e["reason"]:
+                logging.warning("%s: %s", e["path"], e["reason"])
+        bar.update(len(entries))
+
+    if workers <= 1:
+        for task in tasks:
+            report(_write_shard_task(task)[1])
+    else:
+        # spawn: workers must not inherit a forked TensorFlow runtime.
+        with multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_init_worker, maxtasksperchild=64
+        ) as pool:
+            for _, entries in pool.imap_unordered(_write_shard_task, tasks):
+                report(entries)
+    bar.close()
+
+
+def _check_or_write_config(output_dir, config):
+    path = os.path.join(output_dir, CONFIG)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if previous != config:
+            changed = sorted(k for k in config if previous.get(k) != config[k])
+            raise ValueError(
+                f"--output_dir={output_dir!r} was prepared with other settings or another "
+                f"input listing (differs in: {', '.join(changed)}); use a new output folder."
+            )
+        return
+    _write_atomically(path, json.dumps(config, indent=1))
+
+
+def _write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

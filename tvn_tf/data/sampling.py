@@ -1,0 +1,81 @@
+"""Which frames make a clip: `num_frames` frames, `frame_stride` apart.
+
+A clip spans `(num_frames - 1) * frame_stride + 1` frames of the video.
+
+- Training: one clip per video, starting at a uniformly random frame among
+  the starts that fit in the video.
+- Evaluation: `num_clips` clips per video, starts evenly spaced from the first
+  frame to the last start that fits (one clip: the centred one).
+
+Short-video rule (loop): a video shorter than the span is read as if it
+looped, index `i` standing for frame `i mod num_available`; the start is then
+0. Looping keeps real motion between consecutive samples, where padding with
+the last frame would show a frozen clip. The stride is in frames, whatever the
+frame rate (UCF50 mixes 25 and ~30 fps).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def clip_span(num_frames: int, frame_stride: int) -> int:
+    """Number of video frames a clip covers, first to last sample included."""
+    if num_frames < 1 or frame_stride < 1:
+        raise ValueError(
+            f"num_frames and frame_stride must be >= 1, got {num_frames} and {frame_stride}."
+        )
+    return (num_frames - 1) * frame_stride + 1
+
+
+def training_indices(
+    num_available: tf.Tensor, num_frames: int, frame_stride: int, seed: tf.Tensor
+) -> tf.Tensor:
+    """Frame indices of one training clip, from a random start.
+
+    Args:
+      num_available: Number of frames in the video (scalar, >= 1).
+      num_frames: Frames per clip.
+      frame_stride: Distance between sampled frames.
+      seed: Stateless random seed, int [2].
+
+    Returns:
+      int32 [num_frames].
+
+    Example:
+      >>> training_indices(20, 2, 4, seed=[1, 2])  # start in 0..15
+      <tf.Tensor: ..., numpy=array([7, 11], dtype=int32)>
+    """
+    n = tf.cast(num_available, tf.int32)
+    last_start = tf.maximum(n - clip_span(num_frames, frame_stride), 0)
+    start = tf.random.stateless_uniform([], seed, minval=0, maxval=last_start + 1, dtype=tf.int32)
+    return _clip_indices(start, n, num_frames, frame_stride)
+
+
+def evaluation_indices(
+    num_available: tf.Tensor, num_frames: int, frame_stride: int, num_clips: int
+) -> tf.Tensor:
+    """Frame indices of `num_clips` evenly spaced clips, deterministically.
+
+    Args:
+      num_available: Number of frames in the video (scalar, >= 1).
+      num_frames: Frames per clip.
+      frame_stride: Distance between sampled frames.
+      num_clips: Clips per video.
+
+    Returns:
+      int32 [num_clips, num_frames].
+    """
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}.")
+    n = tf.cast(num_available, tf.int32)
+    last_start = tf.maximum(n - clip_span(num_frames, frame_stride), 0)
+    if num_clips == 1:
+        starts = tf.reshape(last_start // 2, [1])
+    else:
+        starts = tf.range(num_clips, dtype=tf.int32) * last_start // (num_clips - 1)
+    return tf.map_fn(lambda s: _clip_indices(s, n, num_frames, frame_stride), starts)
+
+
+def _clip_indices(start, n, num_frames, frame_stride):
+    return tf.math.floormod(start + frame_stride * tf.range(num_frames, dtype=tf.int32), n)

@@ -1,0 +1,1 @@
+"""Taking a trained TVN to where it runs: the serving SavedModel, TFLite, parity, Android."""

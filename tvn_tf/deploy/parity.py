@@ -1,0 +1,64 @@
+"""How far each exported variant is from the Keras model it came from.
+
+For every variant, on the same evaluation clips: the largest absolute
+difference of its logits from the Keras model's, the share of clips whose top-1
+class agrees with the Keras model's, and its own clip accuracy, next to the
+Keras model's accuracy. The report is `parity.json` in an export:
+
+    {"num_clips": 120, "compared": "logits",
+     "keras": {"accuracy": 0.93},
+     "float32": {"max_abs_diff": 2e-06, "top1_agreement": 1.0, "accuracy": 0.93},
+     "int8": {"max_abs_diff": 0.41, "top1_agreement": 0.99, "accuracy": 0.92}, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def keras_logits(model, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """The Keras model's logits `[n, num_classes]` for clips `[n, frames, size, size, 3]`."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return np.concatenate(
+        [
+            forward(tf.constant(clips[i : i + batch_size])).numpy()
+            for i in range(0, len(clips), batch_size)
+        ]
+    )
+
+
+def variant_parity(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> dict:
+    """`{"max_abs_diff", "top1_agreement", "accuracy"}` of `logits` against `reference`."""
+    if reference.shape != logits.shape:
+        raise ValueError(f"logits have shape {logits.shape}; expected {reference.shape}.")
+    predicted = logits.argmax(-1)
+    return {
+        "max_abs_diff": float(np.abs(logits - reference).max()),
+        "top1_agreement": float((predicted == reference.argmax(-1)).mean()),
+        "accuracy": float((predicted == labels).mean()),
+    }
+
+
+def parity_report(
+    reference: np.ndarray, labels: np.ndarray, variants: Mapping[str, np.ndarray]
+) -> dict:
+    """The `parity.json` content.
+
+    Args:
+      reference: The Keras model's logits `[n, num_classes]`.
+      labels: The true labels `[n]`.
+      variants: Each variant's logits on the same clips, by variant name.
+    """
+    labels = np.asarray(labels)
+    report = {
+        "num_clips": int(len(labels)),
+        "compared": "logits",
+        "keras": {"accuracy": float((reference.argmax(-1) == labels).mean())},
+    }
+    for name, logits in variants.items():
+        report[name] = variant_parity(reference, np.asarray(logits), labels)
+    return report

@@ -1,0 +1,138 @@
+"""Evaluates a trained TVN on its test groups (or any groups of any data).
+
+    python -m tvn_tf.evaluate --model_dir=runs/tvn1_fold1 [--checkpoint=best]
+
+By default the data folder and split are the training run's
+(MODEL_DIR/train_config.json); flags override them. Writes
+MODEL_DIR/metrics.json (clip and video accuracy, top-5, per-class accuracy,
+the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+from absl import app
+from absl import flags
+
+from tvn_tf import data_flags  # noqa: F401  (defines --data_dir, --split, --fold, ...)
+from tvn_tf import model_dir as model_dir_lib
+from tvn_tf.training import data as data_lib
+from tvn_tf.training import trainer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
+flags.DEFINE_string("checkpoint", "latest", "'latest', 'best', or a checkpoint prefix.")
+flags.DEFINE_integer("eval_clips", None, "Clips per video (default: the run's).", lower_bound=1)
+flags.DEFINE_enum("eval_crops", None, ["1", "3"], "Spatial views per clip (default: the run's).")
+flags.DEFINE_integer("batch_size", 32, "Clips per batch.", lower_bound=1)
+flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")
+
+
+def _data_config(run: dict) -> data_lib.DataConfig:
+    """The run's data config, with any data flag given on the command line on top."""
+    values = dict(run["data"])
+    for name in ("data_dir", "data_format", "split", "fold", "num_folds", "num_validation_groups"):
+        if FLAGS[name].present:
+            values[name] = FLAGS[name].value
+    return data_lib.DataConfig(**values)
+
+
+def evaluate(
+    model_dir: str,
+    checkpoint: str = "latest",
+    groups: str = "test",
+    eval_clips: int | None = None,
+    eval_crops: int | None = None,
+    batch_size: int = 32,
+) -> dict:
+    """Scores a checkpoint of a run and writes metrics.json; returns the metrics."""
+    model, spec, path = model_dir_lib.restore_model(model_dir, checkpoint)
+    try:
+        with open(os.path.join(model_dir, trainer.TRAIN_CONFIG)) as f:
+            run = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(
+            f"--model_dir={model_dir}: no {trainer.TRAIN_CONFIG}; expected a training run's folder."
+        ) from None
+    data_config = _data_config(run)
+    dataset = data_lib.load_dataset(data_config)
+    if dataset.class_names != spec.class_names:
+        raise ValueError(
+            f"--data_dir={data_config.data_dir} has {len(dataset.class_names)} "
+            f"classes; the model was trained on {spec.num_classes} others."
+        )
+    chosen = getattr(dataset.split, groups)
+    if not chosen:
+        raise ValueError(
+            f"--groups={groups}: the split {data_config.split} has no {groups} "
+            "groups; pick another --groups or --split."
+        )
+    from tvn_tf.models import architecture as arch_lib
+
+    arch = arch_lib.architecture_from_json(spec.architecture, spec.name)
+    config = trainer.TrainConfig(
+        model_dir=model_dir,
+        batch_size=batch_size,
+        eval_clips=eval_clips or run["train"]["eval_clips"],
+        eval_crops=eval_crops or run["train"]["eval_crops"],
+    )
+    result = trainer.Evaluator(model, dataset, arch, config).evaluate(chosen)
+    step = int(os.path.basename(path).rsplit("-", 1)[-1])
+    result.update(
+        step=step,
+        checkpoint=path,
+        split=groups,
+        groups=list(chosen),
+        eval_clips=config.eval_clips,
+        eval_crops=config.eval_crops,
+    )
+    trainer.write_metrics(model_dir, result, spec.class_names)
+    return result
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model_dir:
+        sys.exit("evaluate: --model_dir is required.")
+    try:
+        result = evaluate(
+            FLAGS.model_dir,
+            FLAGS.checkpoint,
+            FLAGS.groups,
+            FLAGS.eval_clips,
+            int(FLAGS.eval_crops) if FLAGS.eval_crops else None,
+            FLAGS.batch_size,
+        )
+    except ValueError as e:
+        sys.exit(f"evaluate: {e}")
+    print(
+        f"{result['split']} groups {result['groups']}, step {result['step']}: "
+        f"video accuracy {result['video_accuracy']:.4f}, clip accuracy "
+        f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
+        f"{result['num_test_videos']} videos ({result['eval_clips']} clips x "
+        f"{result['eval_crops']} crops each)"
+    )
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "step",
+                    "clip_accuracy",
+                    "video_accuracy",
+                    "top5_accuracy",
+                    "num_test_videos",
+                )
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,329 @@
+"""Exports a trained TVN for TensorFlow Serving and for Android (TFLite).
+
+    python -m tvn_tf.export --model_dir=runs/demo --output_dir=exports/demo
+
+writes, all at once (through a temporary folder renamed at the end):
+
+    OUT/saved_model/              serving SavedModel (`tvn_tf.deploy.serving`): uint8
+                                  frames of any size in, probabilities and
+                                  top-5 class indices and names out
+    OUT/model_float32.tflite      the four TFLite variants (`tvn_tf.deploy.tflite`):
+    OUT/model_float16.tflite      float clips [1, frames, size, size, 3] in
+    OUT/model_dynamic_int8.tflite [-1, 1] in, logits out
+    OUT/model_int8.tflite         (full integer, calibrated on training clips)
+    OUT/labels.txt                one class name per line, in label order
+    OUT/model_info.json           frames, stride, resolution, classes, FLOPs
+    OUT/parity.json               each variant against the Keras model on
+                                  evaluation clips (`tvn_tf.deploy.parity`)
+
+The data and its split default to the training run's (`MODEL_DIR/
+train_config.json`); the data flags of `train` override them. Calibration clips
+come from the training groups, parity clips from the test groups (else the
+validation groups, else the training groups, with a warning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tvn_tf import data_flags  # noqa: F401  (defines --data_dir, --split, ... as in train)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the flags of the binary (not on import: other binaries share names)."""
+    flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
+    flags.DEFINE_string("output_dir", None, "The export folder to create.")
+    flags.DEFINE_string("checkpoint", None, "latest (default), best, or a checkpoint prefix.")
+    flags.DEFINE_list(
+        "variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to write."
+    )
+    flags.DEFINE_integer(
+        "calibration_clips", 64, "Training clips that calibrate the int8 model.", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "parity_clips", 200, "At most this many evaluation clips for parity.json.", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "clips_per_video", 2, "Evenly spaced evaluation clips per video.", lower_bound=1
+    )
+    flags.DEFINE_integer("threads", 2, "Interpreter threads for the parity runs.", lower_bound=1)
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
+
+
+PARITY_FILE = "parity.json"
+_DATA_FLAGS = ("data_dir", "data_format", "split", "fold", "num_folds", "num_validation_groups")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What `export` writes and the data it measures on.
+
+    Attributes:
+      variants: TFLite variants (`tvn_tf.deploy.tflite.VARIANTS`).
+      calibration_clips: Training clips for the int8 calibration.
+      parity_clips: At most this many evaluation clips for `parity.json`.
+      clips_per_video: Evenly spaced evaluation clips per video.
+      threads: Interpreter threads for the parity runs.
+      overwrite: Replace an existing output folder.
+    """
+
+    variants: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "int8")
+    calibration_clips: int = 64
+    parity_clips: int = 200
+    clips_per_video: int = 2
+    threads: int = 2
+    overwrite: bool = False
+
+
+def _log(message: str, start: float) -> None:
+    print(f"[export {time.perf_counter() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def model_info(spec, flops: int, checkpoint: str) -> dict:
+    """The facts about an exported model that its users need (`model_info.json`)."""
+    return {
+        "name": spec.name,
+        "num_classes": spec.num_classes,
+        "class_names": list(spec.class_names),
+        "num_frames": spec.num_frames,
+        "frame_stride": spec.frame_stride,
+        "image_size": spec.image_size,
+        "head": spec.head,
+        "flops": int(flops),
+        "checkpoint": checkpoint,
+        "tflite_input": (
+            f"float32 [1, {spec.num_frames}, {spec.image_size}, {spec.image_size}, 3]"
+            ": RGB frames, centre square, bilinear resize, x * 2/255 - 1 "
+            "(tvn_tf.data.preprocessing.preprocess_for_eval)"
+        ),
+        "tflite_output": f"float32 [1, {spec.num_classes}] logits",
+    }
+
+
+def load_clips(dataset, spec, options: ExportOptions, seed: int = 0):
+    """Calibration clips from the training groups and evaluation clips with labels.
+
+    Returns:
+      `(calibration, eval_clips, eval_labels, eval_groups)`: float32 clips
+      `[n, frames, size, size, 3]`, int labels `[n]`, and the groups evaluated.
+    """
+    import numpy as np
+
+    from tvn_tf.data import pipeline
+    from tvn_tf.training import data as data_lib
+
+    split = dataset.split
+    eval_groups = split.test or split.validation or split.train
+    if not (split.test or split.validation):
+        print(
+            "export: warning: the split has no test or validation groups; parity.json is "
+            "measured on training clips.",
+            file=sys.stderr,
+        )
+    common = dict(
+        num_frames=spec.num_frames,
+        frame_stride=spec.frame_stride,
+        image_size=spec.image_size,
+        batch_size=1,
+    )
+    # Calibration: evaluation preprocessing (what the model sees when deployed)
+    # of clips from random starts in the training videos.
+    kwargs = dict(
+        training=True, augment=None, seed=seed, repeat=True, groups=tuple(split.train), **common
+    )
+    if data_lib.is_prepared(dataset.config):
+        ds = pipeline.make_tfrecord_dataset(dataset.config.data_dir, shuffle_buffer=64, **kwargs)
+    else:
+        ds = pipeline.make_avi_dataset(
+            dataset.config.data_dir, classes=dataset.class_names, **kwargs
+        )
+    calibration = np.concatenate(
+        [clips for clips, _ in ds.take(options.calibration_clips).as_numpy_iterator()]
+    )
+    # Evaluation: every k-th clip, so a cap keeps all classes and groups.
+    total = dataset.num_videos(eval_groups) * options.clips_per_video
+    step = max(1, math.ceil(total / options.parity_clips))
+    ds = data_lib.make_clips(
+        dataset,
+        eval_groups,
+        training=False,
+        num_clips=options.clips_per_video,
+        deterministic=True,
+        **common,
+    )
+    clips, labels = [], []
+    for i, (clip, label) in enumerate(ds.as_numpy_iterator()):
+        if i % step == 0:
+            clips.append(clip)
+            labels.append(label)
+    return calibration, np.concatenate(clips), np.concatenate(labels), tuple(eval_groups)
+
+
+def export(
+    model_dir: str,
+    output_dir: str,
+    dataset,
+    checkpoint: str | None = None,
+    options: ExportOptions = ExportOptions(),
+) -> dict:
+    """Writes the SavedModel, the TFLite variants, labels and parity report of a run.
+
+    Args:
+      model_dir: A training run's folder (`tvn_tf.model_dir`).
+      output_dir: The folder to create; replaced only with `options.overwrite`.
+      dataset: The data and split (`tvn_tf.training.data.load_dataset`).
+      checkpoint: None (latest), "best", or a checkpoint prefix.
+      options: Variants and clip counts.
+
+    Returns:
+      The parity report (also in `OUT/parity.json`).
+
+    Raises:
+      ValueError: a bad argument, naming it; nothing is written then.
+      tflite.FlexOpsError: a variant needs ops outside TFLite's builtins.
+    """
+    start = time.perf_counter()
+    from tvn_tf import model_dir as model_dir_lib
+    from tvn_tf.deploy import parity as parity_lib
+    from tvn_tf.deploy import serving, tflite
+    from tvn_tf.models import flops as flops_lib
+
+    for variant in options.variants:
+        if variant not in tflite.VARIANTS:
+            raise ValueError(
+                f"--variants: unknown {variant!r}; expected some of {', '.join(tflite.VARIANTS)}."
+            )
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not options.overwrite:
+        raise ValueError(f"--output_dir={output_dir} exists; pass --overwrite to replace it.")
+    model, spec, checkpoint_path = model_dir_lib.restore_model(model_dir, checkpoint)
+    if tuple(dataset.class_names) != tuple(spec.class_names):
+        raise ValueError(
+            f"--data_dir={dataset.config.data_dir}: its classes "
+            f"({len(dataset.class_names)}) differ from the model's "
+            f"({spec.num_classes}) in {model_dir}/model.json."
+        )
+    _log(f"restored {spec.name} from {checkpoint_path}", start)
+
+    calibration, clips, labels, eval_groups = load_clips(dataset, spec, options)
+    _log(
+        f"{len(calibration)} calibration clips (groups {list(dataset.split.train)}), "
+        f"{len(clips)} evaluation clips (groups {list(eval_groups)})",
+        start,
+    )
+
+    os.makedirs(os.path.dirname(output_dir) or ".", exist_ok=True)
+    tmp = f"{output_dir}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        info = model_info(spec, flops_lib.count_flops(model).forward, checkpoint_path)
+        serving.export_saved_model(model, spec, os.path.join(tmp, "saved_model"), info)
+        _log("wrote saved_model/", start)
+
+        reference = parity_lib.keras_logits(model, clips)
+        outputs = {}
+        conversion_model = os.path.join(tmp, ".conversion_saved_model")
+        tflite.save_for_conversion(model, conversion_model)
+        for variant in options.variants:
+            data = tflite.convert(
+                conversion_model,
+                variant,
+                representative_clips=calibration if variant == "int8" else None,
+            )
+            path = os.path.join(tmp, tflite.filename(variant))
+            with open(path, "wb") as f:
+                f.write(data)
+            outputs[variant] = tflite.TFLiteRunner(path, threads=options.threads)(clips)
+            _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
+        shutil.rmtree(conversion_model)
+
+        report = parity_lib.parity_report(reference, labels, outputs)
+        report["eval_groups"] = list(eval_groups)
+        serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
+        with open(os.path.join(tmp, serving.MODEL_INFO_FILE), "w") as f:
+            json.dump(info, f, indent=1)
+            f.write("\n")
+        with open(os.path.join(tmp, PARITY_FILE), "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+        if os.path.exists(output_dir):  # --overwrite
+            old = f"{output_dir}.old{os.getpid()}"
+            os.replace(output_dir, old)
+            os.replace(tmp, output_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _log(f"done: {output_dir}", start)
+    return report
+
+
+def dataset_from_flags(model_dir: str):
+    """The data and split: the run's `train_config.json`, overridden by data flags given."""
+    from tvn_tf.training import data as data_lib
+    from tvn_tf.training import trainer
+
+    values = {}
+    path = os.path.join(model_dir, trainer.TRAIN_CONFIG)
+    if os.path.exists(path):
+        with open(path) as f:
+            values = dict(json.load(f).get("data", {}))
+    for name in _DATA_FLAGS:
+        if FLAGS[name].present or name not in values:
+            values[name] = FLAGS[name].value
+    if not values.get("data_dir"):
+        raise ValueError(f"--data_dir is required ({path} does not name the training data).")
+    return data_lib.load_dataset(data_lib.DataConfig(**{k: values[k] for k in _DATA_FLAGS}))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's save and convert chatter.
+    try:
+        if not FLAGS.model_dir or not FLAGS.output_dir:
+            raise ValueError("--model_dir and --output_dir are required.")
+        from tvn_tf import model_dir as model_dir_lib
+
+        model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
+        options = ExportOptions(
+            tuple(FLAGS.variants),
+            FLAGS.calibration_clips,
+            FLAGS.parity_clips,
+            FLAGS.clips_per_video,
+            FLAGS.threads,
+            FLAGS.overwrite,
+        )
+        report = export(
+            FLAGS.model_dir,
+            FLAGS.output_dir,
+            dataset_from_flags(FLAGS.model_dir),
+            FLAGS.checkpoint,
+            options,
+        )
+    except ValueError as e:  # Includes tflite.FlexOpsError.
+        sys.exit(f"export: {e}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,315 @@
+"""Labels a video with a trained or exported TVN.
+
+    python -m tvn_tf.predict VIDEO --model=exports/demo/saved_model
+    python -m tvn_tf.predict VIDEO --model=exports/demo/model_int8.tflite --json
+    python -m tvn_tf.predict VIDEO --model=runs/demo --plot=timeline.png
+
+VIDEO is any file PyAV reads (AVI, MP4, ...). Windows slide over the video:
+each is a clip of the model's `num_frames` frames, `frame_stride` apart, as in
+training, and windows start every `--hop_seconds`. A video shorter than one
+clip is read as if it looped (`tvn_tf.data.sampling`). Frames are centre
+squared, resized and normalised by `tvn_tf.data.preprocessing`, inside the
+SavedModel or here for a `.tflite` or Keras model. The video's scores are the
+mean of its windows' probabilities.
+
+Prints the top-5 labels for the whole video and a timeline (the top label of
+each window); `--json` prints one JSON object instead, `--plot=FILE.png` draws
+the top classes' probabilities over time (needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the flags of the binary (not on import: other binaries share names)."""
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A SavedModel (or export) folder, a .tflite file beside "
+        "its labels.txt and model_info.json, or a training run's --model_dir.",
+    )
+    flags.DEFINE_float("hop_seconds", 0.5, "Time between window starts.", lower_bound=0.0)
+    flags.DEFINE_integer("top_k", 5, "Labels shown for the video.", lower_bound=1)
+    flags.DEFINE_integer("threads", 2, "Threads for the model.", lower_bound=1)
+    flags.DEFINE_integer(
+        "batch_size", 8, "Windows per model call (SavedModel, Keras).", lower_bound=1
+    )
+    flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
+    flags.DEFINE_string("plot", None, "Write class probabilities over time to this PNG.")
+
+
+DEFAULT_FPS = 25.0
+
+
+@dataclasses.dataclass
+class Classifier:
+    """A model that maps uint8 clips `[n, frames, H, W, 3]` to probabilities `[n, classes]`."""
+
+    class_names: list[str]
+    num_frames: int
+    frame_stride: int
+    probabilities: object  # Callable[[np.ndarray], np.ndarray]
+    description: str
+
+
+def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> Classifier:
+    """Loads `path` (SavedModel or export folder, `.tflite`, or model dir) as a `Classifier`.
+
+    Raises:
+      ValueError: naming `--model` when the path is none of these or lacks a file.
+    """
+    import numpy as np
+
+    from tvn_tf import benchmark
+    from tvn_tf.deploy import serving
+
+    kind = benchmark.model_kind(path)
+    info = benchmark.find_model_info(path)
+    if kind in ("tflite", "saved_model") and info is None:
+        raise ValueError(
+            f"--model={path}: no {serving.MODEL_INFO_FILE} beside it; use the "
+            "folder written by tvn_tf.export."
+        )
+    import tensorflow as tf
+
+    from tvn_tf import perf
+    from tvn_tf.data import preprocessing
+
+    perf.set_tensorflow_threads(threads)
+    if kind == "tflite":
+        from tvn_tf.deploy import tflite
+
+        runner = tflite.TFLiteRunner(path, threads=threads)
+        size = info["image_size"]
+
+        def tflite_probabilities(frames):
+            clips = preprocessing.preprocess_for_eval(tf.constant(frames), size).numpy()
+            return tf.nn.softmax(runner(clips)).numpy()
+
+        return Classifier(
+            info["class_names"],
+            info["num_frames"],
+            info["frame_stride"],
+            tflite_probabilities,
+            f"TFLite {os.path.basename(path)}",
+        )
+    if kind == "saved_model":
+        folder = path if serving.is_saved_model(path) else os.path.join(path, "saved_model")
+        serve = tf.saved_model.load(folder).signatures[serving.SIGNATURE]
+
+        def saved_model_probabilities(frames):
+            return np.concatenate(
+                [
+                    serve(frames=tf.constant(frames[i : i + batch_size]))["probabilities"].numpy()
+                    for i in range(0, len(frames), batch_size)
+                ]
+            )
+
+        return Classifier(
+            info["class_names"],
+            info["num_frames"],
+            info["frame_stride"],
+            saved_model_probabilities,
+            f"SavedModel {folder}",
+        )
+    from tvn_tf import model_dir
+
+    model, spec, checkpoint = model_dir.restore_model(path)
+    forward = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), reduce_retracing=True)
+
+    def keras_probabilities(frames):
+        return np.concatenate(
+            [
+                forward(
+                    preprocessing.preprocess_for_eval(
+                        tf.constant(frames[i : i + batch_size]), spec.image_size
+                    )
+                ).numpy()
+                for i in range(0, len(frames), batch_size)
+            ]
+        )
+
+    return Classifier(
+        list(spec.class_names),
+        spec.num_frames,
+        spec.frame_stride,
+        keras_probabilities,
+        f"Keras {spec.name} ({checkpoint})",
+    )
+
+
+def window_indices(num_available: int, num_frames: int, frame_stride: int, hop: int):
+    """Frame indices `[windows, num_frames]` of clips starting every `hop` frames.
+
+    Windows cover the video from its first frame to the last start where a clip
+    fits; a video shorter than a clip gives one window, looped.
+    """
+    import numpy as np
+
+    from tvn_tf.data import sampling
+
+    span = sampling.clip_span(num_frames, frame_stride)
+    starts = np.arange(0, max(num_available - span, 0) + 1, max(hop, 1))
+    return (starts[:, None] + frame_stride * np.arange(num_frames)[None]) % num_available
+
+
+def predict(
+    video_path: str, classifier: Classifier, hop_seconds: float = 0.5, top_k: int = 5
+) -> dict:
+    """Scores every window of a video and the video as a whole.
+
+    Returns:
+      `{"video", "model", "fps", "num_frames", "top": [{"label", "index",
+      "probability"}], "windows": [{"start_s", "end_s", "label", "probability"}],
+      "class_names", "window_probabilities"}` (the last two for plotting).
+
+    Raises:
+      ValueError: naming the file when it is missing or not a readable video.
+    """
+    import numpy as np
+
+    from tvn_tf.data import video
+
+    if not os.path.isfile(video_path):
+        raise ValueError(f"{video_path}: no such file.")
+    decoded_fps = []
+
+    def select(n):
+        fps = _fps(video_path)
+        decoded_fps.append(fps)
+        hop = round(hop_seconds * fps)
+        return window_indices(n, classifier.num_frames, classifier.frame_stride, hop)
+
+    try:
+        decoded = video.decode_video(video_path, min_frames=1, select=select)
+    except video.VideoError as e:
+        raise ValueError(f"{video_path}: {e}") from None
+    fps = decoded.fps or DEFAULT_FPS
+    indices = decoded.indices.reshape(-1, classifier.num_frames)
+    frames = decoded.frames.reshape(
+        (len(indices), classifier.num_frames) + decoded.frames.shape[1:]
+    )
+    probabilities = classifier.probabilities(frames)
+    mean = probabilities.mean(0)
+    order = np.argsort(-mean)[:top_k]
+    windows = []
+    for window, p in zip(indices, probabilities):
+        best = int(p.argmax())
+        windows.append(
+            {
+                "start_s": round(window.min() / fps, 3),
+                "end_s": round((window.max() + 1) / fps, 3),
+                "label": classifier.class_names[best],
+                "probability": round(float(p[best]), 4),
+            }
+        )
+    return {
+        "video": video_path,
+        "model": classifier.description,
+        "fps": round(fps, 3),
+        "num_frames": decoded.num_frames,
+        "top": [
+            {
+                "label": classifier.class_names[i],
+                "index": int(i),
+                "probability": round(float(mean[i]), 4),
+            }
+            for i in order
+        ],
+        "windows": windows,
+        "class_names": classifier.class_names,
+        "window_probabilities": probabilities,
+    }
+
+
+def _fps(path: str) -> float:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return float(rate) if rate else DEFAULT_FPS
+
+
+def format_text(result: dict) -> str:
+    """The video's top labels, then one timeline line per window."""
+    lines = [
+        f"{result['video']}: {result['num_frames']} frames at {result['fps']:g} fps; "
+        f"{result['model']}",
+        "top labels:",
+    ]
+    lines += [f"  {t['probability']:6.1%}  {t['label']}" for t in result["top"]]
+    lines.append(f"timeline ({len(result['windows'])} windows):")
+    lines += [
+        f"  {w['start_s']:7.2f}-{w['end_s']:<7.2f}s  {w['probability']:6.1%}  {w['label']}"
+        for w in result["windows"]
+    ]
+    return "\n".join(lines)
+
+
+def to_json(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("class_names", "window_probabilities")}
+
+
+def plot(result: dict, path: str) -> None:
+    """Draws the video's top classes' probabilities over time into a PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError("--plot needs matplotlib (pip install matplotlib).") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    times = [(w["start_s"] + w["end_s"]) / 2 for w in result["windows"]]
+    figure, axes = plt.subplots(figsize=(9, 4))
+    for top in result["top"]:
+        axes.plot(
+            times, result["window_probabilities"][:, top["index"]], marker=".", label=top["label"]
+        )
+    axes.set_xlabel("time (s, window centre)")
+    axes.set_ylabel("probability")
+    axes.set_ylim(0, 1)
+    axes.set_title(os.path.basename(result["video"]))
+    axes.legend(loc="upper right", fontsize="small")
+    figure.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+    os.replace(tmp, path)
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise app.UsageError("Give exactly one VIDEO: python -m tvn_tf.predict VIDEO --model=PATH")
+    try:
+        if not FLAGS.model:
+            raise ValueError("--model is required (a SavedModel, a .tflite or a model dir).")
+        if FLAGS.plot and not FLAGS.plot.endswith(".png"):
+            raise ValueError(f"--plot={FLAGS.plot}: expected a .png file name.")
+        video_path = argv[1]
+        if not os.path.isfile(video_path):
+            raise ValueError(f"{video_path}: no such file.")
+        classifier = load_classifier(FLAGS.model, FLAGS.threads, FLAGS.batch_size)
+        result = predict(video_path, classifier, FLAGS.hop_seconds, FLAGS.top_k)
+        if FLAGS.plot:
+            plot(result, FLAGS.plot)
+    except ValueError as e:
+        sys.exit(f"predict: {e}")
+    print(json.dumps(to_json(result)) if FLAGS.json else format_text(result))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,212 @@
+"""Trains a Tiny Video Network on UCF50 (or the demo data).
+
+    python -m tvn_tf.train --flagfile=flags/tvn1.cfg --data_dir=data/ucf50 \
+        --model_dir=runs/tvn1_fold1 --fold=1
+
+Run the same command again after an interruption: it resumes from the last
+checkpoint in --model_dir and ends after the same number of steps. Under
+`--strategy=multi_worker`, start the same command on every worker with its own
+TF_CONFIG. Metrics land in MODEL_DIR/metrics.json, curves in
+MODEL_DIR/tensorboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tvn_tf import data_flags
+from tvn_tf import model_flags
+from tvn_tf.models import architecture as arch_lib
+from tvn_tf.training import optimization
+from tvn_tf.training import strategy as strategy_lib
+from tvn_tf.training import trainer
+
+FLAGS = flags.FLAGS
+_DEFAULTS = trainer.TrainConfig(model_dir="")
+
+flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and metrics go.")
+flags.DEFINE_integer(
+    "image_size", 0, "Input resolution; overrides the model's (0: keep).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "num_classes",
+    0,
+    "Expected number of classes; 0 takes the data's. A mismatch with the data stops the run.",
+    lower_bound=0,
+)
+flags.DEFINE_enum("head", _DEFAULTS.head, ["mean", "softmax_pool"], "Classifier head.")
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Passes over the training videos.", lower_bound=1)
+flags.DEFINE_integer(
+    "train_steps", _DEFAULTS.train_steps, "Total steps; overrides --epochs when > 0.", lower_bound=0
+)
+flags.DEFINE_integer(
+    "batch_size", _DEFAULTS.batch_size, "Global batch size (all replicas).", lower_bound=1
+)
+flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, optimization.OPTIMIZERS, "Optimizer.")
+flags.DEFINE_float(
+    "learning_rate",
+    _DEFAULTS.learning_rate,
+    "Peak learning rate for a global batch of 64; scaled linearly with --batch_size.",
+    lower_bound=0,
+)
+flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Momentum.", lower_bound=0, upper_bound=0.999)
+flags.DEFINE_float(
+    "warmup_epochs", _DEFAULTS.warmup_epochs, "Linear warmup, in epochs.", lower_bound=0
+)
+flags.DEFINE_float(
+    "weight_decay",
+    _DEFAULTS.weight_decay,
+    "Decoupled weight decay (not on batch norm or biases).",
+    lower_bound=0,
+)
+flags.DEFINE_float(
+    "dropout_rate",
+    _DEFAULTS.dropout_rate,
+    "Dropout before the classifier.",
+    lower_bound=0,
+    upper_bound=0.99,
+)
+flags.DEFINE_float(
+    "label_smoothing",
+    _DEFAULTS.label_smoothing,
+    "Label smoothing.",
+    lower_bound=0,
+    upper_bound=0.99,
+)
+flags.DEFINE_enum(
+    "mixed_precision",
+    _DEFAULTS.mixed_precision,
+    trainer.PRECISIONS,
+    "Compute precision; logits and loss stay float32.",
+)
+flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile the training step with XLA.")
+flags.DEFINE_enum(
+    "strategy",
+    _DEFAULTS.strategy,
+    strategy_lib.STRATEGIES,
+    "tf.distribute strategy; multi_worker reads TF_CONFIG.",
+)
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer(
+    "cpu_devices",
+    1,
+    "Split the CPU into this many logical devices (to run --strategy=mirrored on a CPU).",
+    lower_bound=1,
+)
+flags.DEFINE_bool(
+    "sync_batch_norm",
+    _DEFAULTS.sync_batch_norm,
+    "Batch-norm statistics over the global batch instead of each replica's.",
+)
+flags.DEFINE_integer(
+    "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "keep_checkpoints", _DEFAULTS.keep_checkpoints, "Checkpoints kept.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "eval_every",
+    _DEFAULTS.eval_every,
+    "Steps between validation runs (0: at the end only).",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "eval_clips",
+    _DEFAULTS.eval_clips,
+    "Evenly spaced clips per video in evaluation.",
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "eval_crops",
+    str(_DEFAULTS.eval_crops),
+    ["1", "3"],
+    "Spatial views per clip in evaluation: centre, or left/centre/right.",
+)
+flags.DEFINE_integer(
+    "seed", _DEFAULTS.seed, "Random seed (initialisation, data order, augmentation, dropout)."
+)
+flags.DEFINE_bool(
+    "deterministic",
+    _DEFAULTS.deterministic,
+    "Deterministic ops and input order (slower): a resumed run then ends with the same weights.",
+)
+
+
+def config_from_flags() -> trainer.TrainConfig:
+    if not FLAGS.model_dir:
+        raise ValueError("--model_dir is required.")
+    names = [f.name for f in dataclasses.fields(trainer.TrainConfig)]
+    values = {name: getattr(FLAGS, name) for name in names if name in FLAGS}
+    values["eval_crops"] = int(FLAGS.eval_crops)
+    return trainer.TrainConfig(**values)
+
+
+def architecture() -> arch_lib.Architecture:
+    arch = model_flags.architecture_from_flags()
+    if FLAGS.image_size and FLAGS.image_size != arch.image_size:
+        if FLAGS.image_size < 32:
+            raise ValueError(f"--image_size={FLAGS.image_size}; expected at least 32.")
+        arch = dataclasses.replace(
+            arch, image_size=FLAGS.image_size, name=f"{arch.name}_{FLAGS.image_size}px"
+        )
+    return arch
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    # TensorFlow's checkpoint saver logs a line per save through absl: keep the bar clean.
+    logging.get_absl_handler().addFilter(lambda r: "functional_saver" not in r.pathname)
+    try:
+        config = config_from_flags()
+        data_config = data_flags.data_config_from_flags()
+        arch = architecture()
+        if FLAGS.cpu_devices > 1:
+            strategy_lib.split_cpu(FLAGS.cpu_devices)
+        if FLAGS.num_classes:
+            from tvn_tf.training import data as data_lib
+
+            found = len(data_lib.load_dataset(data_config).class_names)
+            if found != FLAGS.num_classes:
+                raise ValueError(
+                    f"--num_classes={FLAGS.num_classes} but --data_dir="
+                    f"{data_config.data_dir} has {found} classes."
+                )
+        result = trainer.train(config, data_config, arch)
+    except ValueError as e:
+        sys.exit(f"train: {e}")
+    logging.info(
+        "Done: %s",
+        {
+            k: v
+            for k, v in result.items()
+            if k
+            in (
+                "step",
+                "clip_accuracy",
+                "video_accuracy",
+                "top5_accuracy",
+                "num_test_videos",
+                "train_seconds",
+            )
+        },
+    )
+    if "video_accuracy" in result:
+        print(
+            f"{result['split']} video accuracy {result['video_accuracy']:.4f}, clip accuracy "
+            f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
+            f"{result['num_test_videos']} videos; step {result['step']}; "
+            f"{result['train_seconds']:.0f} s of training"
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

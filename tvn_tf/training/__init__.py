@@ -1,0 +1,1 @@
+"""Training and evaluation: the loop, its schedule, strategies and metrics."""

@@ -1,0 +1,175 @@
+"""What a training run reads: the dataset's classes, groups, split and clip pipelines.
+
+Works on both forms `tvn_tf.data.pipeline` reads: a folder prepared by
+`tools/prepare_ucf50.py` (TFRecords + `manifest.jsonl`) and a raw
+UCF50-style `.avi` tree.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import json
+import os
+
+import tensorflow as tf
+
+from tvn_tf.data import layout, pipeline, prepare, records, splits
+
+DATA_FORMATS = ("auto", "tfrecord", "avi")
+SPLITS = ("logo", "kfold", "all")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the videos are and how they split.
+
+    Attributes:
+      data_dir: A prepared TFRecord folder or a UCF50-style `.avi` tree.
+      data_format: "tfrecord", "avi", or "auto" (TFRecords if present).
+      split: "logo" (leave one group out: test on group `fold`), "kfold"
+        (group-wise K-fold: test on block `fold` of `num_folds`), or "all"
+        (train on every group; no test set).
+      fold: Which fold, 1-based.
+      num_folds: K for "kfold".
+      num_validation_groups: Whole training groups held out for validation
+        (model selection and the best checkpoint).
+    """
+
+    data_dir: str
+    data_format: str = "auto"
+    split: str = "logo"
+    fold: int = 1
+    num_folds: int = 5
+    num_validation_groups: int = 0
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A scanned dataset: classes, videos per group, and its split."""
+
+    config: DataConfig
+    class_names: tuple[str, ...]
+    videos_per_group: dict[int, int]
+    split: splits.GroupSplit
+
+    def num_videos(self, groups) -> int:
+        return sum(self.videos_per_group.get(g, 0) for g in groups)
+
+
+def is_prepared(config: DataConfig) -> bool:
+    """Whether the data is read from TFRecords (else decoded from the .avi tree)."""
+    if config.data_format == "auto":
+        return bool(glob.glob(os.path.join(config.data_dir, "*" + records.SHARD_SUFFIX)))
+    return config.data_format == "tfrecord"
+
+
+def _videos_per_group(config: DataConfig) -> tuple[tuple[str, ...], dict[int, int]]:
+    counts = collections.Counter()
+    if is_prepared(config):
+        manifest = os.path.join(config.data_dir, prepare.MANIFEST)
+        if not os.path.exists(manifest):
+            raise ValueError(
+                f"--data_dir={config.data_dir}: no {prepare.MANIFEST}; expected a "
+                "folder written by tools/prepare_ucf50.py (or --data_format=avi)."
+            )
+        with open(manifest) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry.get("status") == "ok" and entry.get("group") is not None:
+                    counts[int(entry["group"])] += 1
+        classes = tuple(records.read_classes(config.data_dir))
+    else:
+        scan = layout.scan_videos(config.data_dir)
+        counts.update(v.group for v in scan.videos)
+        classes = tuple(scan.classes)
+    return classes, dict(sorted(counts.items()))
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Scans the data folder and splits it by group.
+
+    Raises:
+      ValueError: naming the flag at fault: a missing or empty `--data_dir`,
+        an unknown format or split, a fold that does not exist.
+    """
+    if config.data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"--data_format={config.data_format!r}; expected one of {', '.join(DATA_FORMATS)}."
+        )
+    if config.split not in SPLITS:
+        raise ValueError(f"--split={config.split!r}; expected one of {', '.join(SPLITS)}.")
+    if not os.path.isdir(config.data_dir):
+        raise ValueError(f"--data_dir={config.data_dir}: no such directory.")
+    classes, per_group = _videos_per_group(config)
+    if not per_group or not classes:
+        raise ValueError(
+            f"--data_dir={config.data_dir}: no videos found; expected a folder "
+            "from tools/prepare_ucf50.py or a tree <Class>/v_<Class>_gNN_cMM.avi."
+        )
+    num_groups = max(per_group)
+    try:
+        if config.split == "logo":
+            split = splits.leave_one_group_out(
+                config.fold, num_groups, config.num_validation_groups
+            )
+        elif config.split == "kfold":
+            split = splits.group_k_fold(
+                config.fold, config.num_folds, num_groups, config.num_validation_groups
+            )
+        else:
+            split = splits.GroupSplit(train=tuple(per_group), validation=(), test=())
+    except ValueError as e:
+        raise ValueError(
+            f"--split={config.split} over the {num_groups} groups of --data_dir: {e}"
+        ) from None
+    dataset = Dataset(config, classes, per_group, split)
+    if dataset.num_videos(split.train) == 0:
+        raise ValueError(
+            f"--fold={config.fold}: no training videos left in --data_dir={config.data_dir}."
+        )
+    return dataset
+
+
+def make_clips(
+    dataset: Dataset,
+    groups,
+    *,
+    training: bool,
+    num_frames: int,
+    frame_stride: int,
+    image_size: int,
+    batch_size: int,
+    seed: int | None = None,
+    num_clips: int = 1,
+    input_context=None,
+    with_video_ids: bool = False,
+    deterministic: bool = False,
+) -> tf.data.Dataset:
+    """The clip pipeline over `groups` (see `tvn_tf.data.pipeline.make_dataset`)."""
+    config = dataset.config
+    kwargs = dict(
+        training=training,
+        num_frames=num_frames,
+        frame_stride=frame_stride,
+        image_size=image_size,
+        batch_size=batch_size,
+        groups=tuple(groups),
+        seed=seed,
+        num_clips=num_clips,
+        input_context=input_context,
+        with_video_ids=with_video_ids,
+    )
+    if is_prepared(config):
+        ds = pipeline.make_tfrecord_dataset(config.data_dir, **kwargs)
+    else:
+        ds = pipeline.make_avi_dataset(config.data_dir, classes=dataset.class_names, **kwargs)
+    if deterministic:
+        options = tf.data.Options()
+        options.deterministic = True
+        ds = ds.with_options(options)
+    return ds

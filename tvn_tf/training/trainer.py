@@ -1,0 +1,560 @@
+"""The training loop: one custom loop for every tf.distribute strategy.
+
+Keras `fit` fails under `MultiWorkerMirroredStrategy` in Keras 3, so training
+is a plain loop of `strategy.run` steps: each replica computes its loss over
+its part of the global batch, scaled by the global batch size
+(`tf.nn.compute_average_loss`), and the optimizer sums gradients across
+replicas. The same code runs on one device, several GPUs, several workers or
+a TPU.
+
+A run is resumable: `MODEL_DIR/checkpoints` holds the model, the optimizer,
+the step and (where the strategy allows) the input pipeline's position, so a
+run killed at any moment and started again with the same command continues
+from its last checkpoint and ends after the same number of steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tvn_tf import model_dir as model_dir_lib
+from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import tvn
+from tvn_tf.training import data as data_lib
+from tvn_tf.training import metrics as metrics_lib
+from tvn_tf.training import optimization
+from tvn_tf.training import strategy as strategy_lib
+
+TRAIN_CONFIG = "train_config.json"
+METRICS = "metrics.json"
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The recipe and the run's mechanics (the flags of `tvn_tf.train`)."""
+
+    model_dir: str
+    epochs: int = 60
+    train_steps: int = 0  # Overrides epochs when > 0.
+    batch_size: int = 64  # Global: split across replicas.
+    optimizer: str = "momentum"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    warmup_epochs: float = 5.0
+    weight_decay: float = 1e-4
+    dropout_rate: float = 0.5
+    label_smoothing: float = 0.1
+    head: str = "mean"
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    strategy: str = "default"
+    tpu: str = ""
+    sync_batch_norm: bool = False
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    eval_every: int = 0  # 0: only at the end.
+    eval_clips: int = 4
+    eval_crops: int = 1
+    seed: int = 0
+    deterministic: bool = False
+    num_sample_clips: int = 3
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_config(config: TrainConfig) -> None:
+    checks = [
+        ("epochs", config.epochs >= 1 or config.train_steps >= 1, "an integer >= 1"),
+        ("train_steps", config.train_steps >= 0, "an integer >= 0"),
+        ("batch_size", config.batch_size >= 1, "an integer >= 1"),
+        ("learning_rate", config.learning_rate > 0, "a number > 0"),
+        ("momentum", 0 <= config.momentum < 1, "a number in [0, 1)"),
+        ("warmup_epochs", config.warmup_epochs >= 0, "a number >= 0"),
+        ("weight_decay", config.weight_decay >= 0, "a number >= 0"),
+        ("dropout_rate", 0 <= config.dropout_rate < 1, "a number in [0, 1)"),
+        ("label_smoothing", 0 <= config.label_smoothing < 1, "a number in [0, 1)"),
+        (
+            "mixed_precision",
+            config.mixed_precision in PRECISIONS,
+            "one of " + ", ".join(PRECISIONS),
+        ),
+        (
+            "optimizer",
+            config.optimizer in optimization.OPTIMIZERS,
+            "one of " + ", ".join(optimization.OPTIMIZERS),
+        ),
+        (
+            "strategy",
+            config.strategy in strategy_lib.STRATEGIES,
+            "one of " + ", ".join(strategy_lib.STRATEGIES),
+        ),
+        ("head", config.head in tvn.HEADS, "one of " + ", ".join(tvn.HEADS)),
+        ("checkpoint_every", config.checkpoint_every >= 1, "an integer >= 1"),
+        ("keep_checkpoints", config.keep_checkpoints >= 1, "an integer >= 1"),
+        ("eval_every", config.eval_every >= 0, "an integer >= 0"),
+        ("eval_clips", config.eval_clips >= 1, "an integer >= 1"),
+        ("eval_crops", config.eval_crops in (1, 3), "1 or 3"),
+    ]
+    for flag, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"--{flag}={getattr(config, flag)!r}; expected {expected}.")
+
+
+def check_model_dir(model_dir: str, spec: model_dir_lib.ModelSpec) -> None:
+    """Refuses a model dir that already holds a different model.
+
+    Raises:
+      ValueError: naming what differs.
+    """
+    if not os.path.exists(os.path.join(model_dir, model_dir_lib.SPEC_FILE)):
+        return
+    old = model_dir_lib.read_spec(model_dir)
+    for what, a, b in (
+        ("architecture", old.architecture, spec.architecture),
+        ("classes", old.class_names, spec.class_names),
+        ("head", old.head, spec.head),
+    ):
+        if a != b:
+            detail = (
+                f"{old.name} at {old.image_size}px vs {spec.name} at {spec.image_size}px"
+                if what == "architecture"
+                else f"{len(a)} vs {len(b)}"
+                if what == "classes"
+                else f"{a} vs {b}"
+            )
+            raise ValueError(
+                f"--model_dir={model_dir} holds a different model ({what}: "
+                f"{detail}); use a new --model_dir or the same flags."
+            )
+
+
+class _Progress:
+    """A progress bar on the chief: step, loss, learning rate, clips/s, ETA."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=1.0,
+                smoothing=0.1,
+            )
+
+    def update(self, n: int, **postfix) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _save_iterator_too(strategy: tf.distribute.Strategy, data_config: data_lib.DataConfig) -> bool:
+    # Input pipelines distributed over several devices or workers, and the AVI
+    # pipeline (it decodes in Python), cannot be checkpointed; there, a resumed
+    # run sees fresh draws (same steps and schedule).
+    return (
+        strategy.num_replicas_in_sync == 1
+        and data_lib.is_prepared(data_config)
+        and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
+
+
+def _image_summary(clips: np.ndarray) -> np.ndarray:
+    """[clips, frames, h, w, 3] in [-1, 1] -> one row of frames per clip, in [0, 1]."""
+    rows = [np.concatenate(list(clip), axis=1) for clip in clips]
+    return ((np.stack(rows) + 1.0) / 2.0).clip(0, 1)
+
+
+def make_replica_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    num_classes: int,
+    label_smoothing: float,
+    global_batch_size: int,
+    average_moving_statistics: bool = False,
+):
+    """One replica's training step: `(clips, labels) -> (loss, correct)`.
+
+    The loss is label-smoothed cross-entropy averaged over the *global* batch,
+    so summing gradients across replicas gives the global mean. With a loss-scale
+    optimizer (float16) the loss is scaled before the gradients.
+
+    Keras 3 batch-norm moving statistics are not aggregated across replicas: each
+    replica would keep its own, and a checkpoint would hold one replica's. With
+    `average_moving_statistics` they are averaged across replicas after every
+    step (one packed all-reduce of a few thousand floats), so every replica and
+    worker holds the same model.
+    """
+    moving = []
+    if average_moving_statistics:
+        moving = [
+            v
+            for layer in model._flatten_layers(include_self=False)  # noqa: SLF001
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)
+        ]
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=label_smoothing, reduction="none"
+    )
+
+    def replica_step(clips, labels):
+        with tf.GradientTape() as tape:
+            logits = model(clips, training=True)
+            per_clip = loss_fn(tf.one_hot(labels, num_classes), logits)
+            loss = tf.nn.compute_average_loss(per_clip, global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if moving:  # One flat all-reduce for all of them.
+            flat = tf.concat([tf.reshape(v.value, [-1]) for v in moving], axis=0)
+            flat = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, flat)
+            for variable, value in zip(moving, tf.split(flat, [v.shape[0] for v in moving])):
+                variable.assign(value)
+        correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        )
+        return loss, correct
+
+    return replica_step
+
+
+def train(
+    config: TrainConfig, data_config: data_lib.DataConfig, arch: arch_lib.Architecture
+) -> dict[str, Any]:
+    """Trains `arch` on the data, evaluates it, and returns the final metrics.
+
+    Args:
+      config: The recipe and the run's mechanics.
+      data_config: The data folder and its split.
+      arch: The architecture (already scaled / resized).
+
+    Returns:
+      The test metrics (see `evaluate`), or the validation metrics when the
+      split has no test groups; also written to `MODEL_DIR/metrics.json`.
+
+    Raises:
+      ValueError: on bad flags, data or model dir (one line, naming the flag).
+    """
+    _check_config(config)
+    dataset = data_lib.load_dataset(data_config)
+    num_classes = len(dataset.class_names)
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
+    chief = strategy_lib.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"--batch_size={config.batch_size} does not split over {replicas} "
+            "replicas; use a multiple of the replica count."
+        )
+
+    spec = model_dir_lib.ModelSpec(
+        arch.name, arch.to_json(), dataset.class_names, config.head, config.dropout_rate
+    )
+    check_model_dir(config.model_dir, spec)
+    num_train = dataset.num_videos(dataset.split.train)
+    steps_per_epoch = max(1, num_train // config.batch_size)
+    total_steps = config.train_steps or config.epochs * steps_per_epoch
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    if chief:
+        model_dir_lib.write_spec(config.model_dir, spec)
+        model_dir_lib.write_json_atomic(
+            os.path.join(config.model_dir, TRAIN_CONFIG),
+            {
+                "train": config.to_json(),
+                "data": data_config.to_json(),
+                "split": dataclasses.asdict(dataset.split),
+                "total_steps": total_steps,
+                "steps_per_epoch": steps_per_epoch,
+            },
+        )
+    logging.info(
+        "%s: %d classes, %d training videos in groups %s, %d steps (%d per epoch), %d replica(s)",
+        arch.name,
+        num_classes,
+        num_train,
+        dataset.split.train,
+        total_steps,
+        steps_per_epoch,
+        replicas,
+    )
+
+    with strategy.scope():
+        model = spec.build()
+        if config.sync_batch_norm:
+            tvn.set_synchronized_batch_norm(model)
+        schedule = optimization.WarmupCosineDecay(
+            config.learning_rate * config.batch_size / 64, warmup_steps, total_steps
+        )
+        optimizer = optimization.make_optimizer(
+            config.optimizer,
+            schedule,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            loss_scaling=config.mixed_precision == "mixed_float16",
+        )
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+    def train_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return data_lib.make_clips(
+            dataset,
+            dataset.split.train,
+            training=True,
+            num_frames=arch.num_frames,
+            frame_stride=arch.frame_stride,
+            image_size=arch.image_size,
+            batch_size=config.batch_size,
+            seed=config.seed + context.input_pipeline_id,
+            input_context=context,
+            deterministic=config.deterministic,
+        )
+
+    iterator = iter(strategy.distribute_datasets_from_function(train_input))
+    # Dropout's random state is a model variable that the checkpoint does not
+    # reach through the layer: save it by name, or a resumed run draws anew.
+    seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
+    trackables = dict(model=model, optimizer=optimizer, step=step, random_states=seed_states)
+    if _save_iterator_too(strategy, data_config):
+        trackables["data"] = iterator
+    checkpoint = tf.train.Checkpoint(**trackables)
+    out_dir = strategy_lib.write_dir(config.model_dir, strategy)
+    manager = tf.train.CheckpointManager(
+        checkpoint,
+        os.path.join(out_dir, model_dir_lib.CHECKPOINTS),
+        max_to_keep=config.keep_checkpoints,
+    )
+    latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    best_manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, step=step),
+        os.path.join(out_dir, model_dir_lib.BEST),
+        max_to_keep=1,
+    )
+    best_file = os.path.join(config.model_dir, model_dir_lib.BEST, "best.json")
+    best_accuracy = -1.0
+    if os.path.exists(best_file):
+        with open(best_file) as f:
+            best_accuracy = json.load(f)["video_accuracy"]
+
+    replica_step = make_replica_step(
+        model,
+        optimizer,
+        num_classes,
+        config.label_smoothing,
+        config.batch_size,
+        average_moving_statistics=replicas > 1 and not config.sync_batch_norm,
+    )
+
+    @tf.function(jit_compile=config.jit_compile or None)
+    def _compiled_step(clips, labels):
+        return replica_step(clips, labels)
+
+    @tf.function
+    def train_step(iterator):
+        clips, labels = next(iterator)
+        loss, correct = strategy.run(
+            _compiled_step if config.jit_compile else replica_step, args=(clips, labels)
+        )
+        step.assign_add(1)
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+        )
+
+    writer = tf.summary.create_file_writer(
+        os.path.join(config.model_dir, "tensorboard") if chief else os.path.join(out_dir, "tb")
+    )
+    evaluator = Evaluator(model, dataset, arch, config)
+    if chief and int(step.numpy()) == 0 and config.num_sample_clips:
+        _log_sample_clips(dataset, arch, config, writer)
+
+    progress = _Progress(total_steps, int(step.numpy()), chief)
+    start_step, started = int(step.numpy()), time.perf_counter()
+    window_start, window_steps = started, 0
+    try:
+        while int(step.numpy()) < total_steps:
+            loss, correct = train_step(iterator)
+            current = int(step.numpy())
+            window_steps += 1
+            now = time.perf_counter()
+            clips_per_s = window_steps * config.batch_size / max(now - window_start, 1e-9)
+            if now - window_start > 30:
+                window_start, window_steps = now, 0
+            lr = float(schedule(current))
+            progress.update(
+                1, loss=f"{float(loss):.3f}", lr=f"{lr:.4f}", clips_s=f"{clips_per_s:.1f}"
+            )
+            with writer.as_default(step=current):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/accuracy", correct / config.batch_size)
+                tf.summary.scalar("train/learning_rate", lr)
+                tf.summary.scalar("train/clips_per_second", clips_per_s)
+            if not np.isfinite(float(loss)):
+                raise FloatingPointError(
+                    f"Loss is {float(loss)} at step {current}; lower "
+                    "--learning_rate or use --mixed_precision=float32."
+                )
+            if current % config.checkpoint_every == 0 or current == total_steps:
+                manager.save(checkpoint_number=current)
+            validate = dataset.split.validation and (
+                current == total_steps or config.eval_every and current % config.eval_every == 0
+            )
+            if validate:
+                result = evaluator.evaluate(dataset.split.validation)
+                _write_scalars(writer, "validation", result, current)
+                progress.write(
+                    f"step {current}: validation video accuracy "
+                    f"{result['video_accuracy']:.3f} (clip {result['clip_accuracy']:.3f})"
+                )
+                if result["video_accuracy"] > best_accuracy:
+                    best_accuracy = result["video_accuracy"]
+                    best_manager.save(checkpoint_number=current)
+                    if chief:
+                        model_dir_lib.write_json_atomic(
+                            best_file, {"step": current, "video_accuracy": best_accuracy}
+                        )
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - started
+    logging.info("Trained %d steps in %.0f s.", int(step.numpy()) - start_step, elapsed)
+
+    groups = dataset.split.test or dataset.split.validation
+    result = {"step": int(step.numpy())}
+    if groups:
+        result.update(evaluator.evaluate(groups))
+        result["split"] = "test" if dataset.split.test else "validation"
+        result["groups"] = list(groups)
+        _write_scalars(writer, result["split"], result, int(step.numpy()))
+        if chief:
+            write_metrics(config.model_dir, result, dataset.class_names)
+    result["train_seconds"] = elapsed
+    writer.flush()
+    return result
+
+
+def _write_scalars(writer, prefix: str, result: dict, step: int) -> None:
+    with writer.as_default(step=step):
+        for key in ("clip_accuracy", "video_accuracy", "top5_accuracy"):
+            tf.summary.scalar(f"{prefix}/{key}", result[key])
+
+
+def _log_sample_clips(dataset, arch, config, writer) -> None:
+    sample = data_lib.make_clips(
+        dataset,
+        dataset.split.train,
+        training=True,
+        num_frames=arch.num_frames,
+        frame_stride=arch.frame_stride,
+        image_size=arch.image_size,
+        batch_size=config.num_sample_clips,
+        seed=config.seed,
+    )
+    clips, labels = next(iter(sample))
+    names = ", ".join(dataset.class_names[i] for i in labels.numpy())
+    with writer.as_default(step=0):
+        tf.summary.image(
+            "train/sample_clips",
+            _image_summary(clips.numpy()),
+            max_outputs=config.num_sample_clips,
+            description=f"One row of frames per augmented training clip: {names}",
+        )
+
+
+class Evaluator:
+    """Runs a model over every clip (and crop) of some groups and scores it."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        dataset: data_lib.Dataset,
+        arch: arch_lib.Architecture,
+        config: TrainConfig,
+    ):
+        self.model, self.dataset, self.arch, self.config = model, dataset, arch, config
+        shape = (None, arch.num_frames, arch.image_size, arch.image_size, 3)
+        self.forward = tf.function(
+            lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
+        )
+
+    def evaluate(self, groups) -> dict[str, Any]:
+        """Clip and video metrics over `groups` (see `metrics.classification_metrics`)."""
+        ds = data_lib.make_clips(
+            self.dataset,
+            groups,
+            training=False,
+            num_frames=self.arch.num_frames,
+            frame_stride=self.arch.frame_stride,
+            image_size=self.arch.image_size,
+            batch_size=max(8, self.config.batch_size),
+            num_clips=self.config.eval_clips,
+            with_video_ids=True,
+        )
+        logits, labels, ids = [], [], []
+        for clips, label, video_id in ds:
+            for crop in _crops(clips, self.config.eval_crops, self.arch.image_size):
+                logits.append(self.forward(crop).numpy())
+                labels.append(label.numpy())
+                ids.append(video_id.numpy())
+        return metrics_lib.classification_metrics(
+            np.concatenate(logits),
+            np.concatenate(labels),
+            np.concatenate(ids),
+            len(self.dataset.class_names),
+        )
+
+
+def _crops(clips: tf.Tensor, num_crops: int, image_size: int):
+    """The centre view, or three views (left, centre, right) of the same clips.
+
+    Evaluation clips arrive resized to the model's size from the centre square;
+    the side views shift that square by a quarter of its width.
+    """
+    if num_crops == 1:
+        return [clips]
+    shift = image_size // 4
+    padded = tf.pad(clips, [[0, 0], [0, 0], [0, 0], [shift, shift], [0, 0]], mode="REFLECT")
+    return [padded[..., s : s + image_size, :] for s in (0, shift, 2 * shift)]
+
+
+def write_metrics(model_dir: str, result: dict, class_names) -> None:
+    """Writes `metrics.json` and the confusion matrix (PNG and CSV) into `model_dir`."""
+    metrics = dict(result)
+    metrics["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
+    metrics["class_names"] = list(class_names)
+    model_dir_lib.write_json_atomic(os.path.join(model_dir, METRICS), metrics)
+    metrics_lib.write_confusion(
+        result["confusion"],
+        class_names,
+        os.path.join(model_dir, "confusion"),
+        f"{result.get('split', 'test')} videos: accuracy {result['video_accuracy']:.3f}",
+    )
