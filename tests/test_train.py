@@ -23,7 +23,6 @@ import tensorflow as tf
 from tvn_tf.data import demo_data, prepare
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
-from tvn_tf.training import trainer
 
 TINY_MODEL = ["--model=tvn1", "--width_multiplier=0.25", "--image_size=32"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -113,14 +112,6 @@ def test_video_metrics_average_softmax_over_clips():
     assert result["video_accuracy"] == 0.5  # mean of a: [0.433, 0.567] -> wrong
     assert result["num_test_videos"] == 2 and result["confusion"] == [[0, 1], [0, 1]]
     assert result["per_class_accuracy"] == [0.0, 1.0] and result["top5_accuracy"] == 1.0
-
-
-def test_three_crops_are_shifted_views():
-    clips = tf.reshape(tf.range(2 * 1 * 4 * 8 * 3, dtype=tf.float32), (2, 1, 4, 8, 3))
-    left, centre, right = trainer._crops(clips, 3, 8)
-    np.testing.assert_array_equal(centre, clips)
-    np.testing.assert_array_equal(left[..., 2:, :], clips[..., :6, :])
-    np.testing.assert_array_equal(right[..., :6, :], clips[..., 2:, :])
 
 
 def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_path):

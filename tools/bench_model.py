@@ -66,7 +66,7 @@ def main(argv):
             )
         )
         forward = tf.function(lambda x, model=model: model(x, training=False))
-        latency = perf.time_runs(lambda f=forward, c=clip: f(c).numpy(), runs=FLAGS.runs)
+        latency = perf.time_runs(lambda f=forward, c=clip: f(c).numpy(), runs=FLAGS.runs, warmup=5)
         rows.append(
             {
                 "model": name,

@@ -98,6 +98,7 @@ def make_tfrecord_dataset(
     batch_size: int,
     groups: Collection[int] | None = None,
     num_clips: int = 1,
+    num_crops: int = 1,
     augment: augment_lib.AugmentConfig | None = DEFAULT_AUGMENT,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     seed: int | None = None,
@@ -116,6 +117,9 @@ def make_tfrecord_dataset(
       batch_size: Global batch size.
       groups: Keep only videos of these groups (see `splits`); None keeps all.
       num_clips: Evaluation: evenly spaced clips per video.
+      num_crops: Evaluation: spatial views per clip, 1 (centre square) or 3
+        (start, centre and end squares along the long side); each view is an
+        element of its own, with the clip's label and video id.
       augment: Training augmentation; None gives the evaluation preprocessing
         (centre crop) with a random clip start.
       shuffle_buffer: Training: clips held for shuffling (small elements:
@@ -188,15 +192,15 @@ def make_tfrecord_dataset(
         )
         ds = ds.filter(keep).map(lambda e: {k: v for k, v in e.items() if k != "group"})
         ds = ds.unbatch()
-        decode = lambda e: preprocessing.preprocess_for_eval(
-            _decode_jpegs(e["jpegs"], num_frames), image_size
+        decode = lambda e: _evaluation_views(
+            _decode_jpegs(e["jpegs"], num_frames), image_size, num_crops
         )
     ds = ds.map(
         lambda e: _output(decode(e), e, with_video_ids),
         num_parallel_calls=AUTOTUNE,
         deterministic=not training,
     )
-    return _finish(ds, batch_size, training)
+    return _finish(_spread_views(ds, training, num_crops), batch_size, training)
 
 
 def make_avi_dataset(
@@ -209,6 +213,7 @@ def make_avi_dataset(
     batch_size: int,
     groups: Collection[int] | None = None,
     num_clips: int = 1,
+    num_crops: int = 1,
     augment: augment_lib.AugmentConfig | None = DEFAULT_AUGMENT,
     seed: int | None = None,
     repeat: bool | None = None,
@@ -226,7 +231,7 @@ def make_avi_dataset(
     Args:
       video_dir: Root of the tree (`video_dir/<Class>/v_<Class>_gNN_cMM.avi`).
       training, num_frames, frame_stride, image_size, batch_size, groups,
-      num_clips, augment, seed, repeat, input_context, with_video_ids: As in
+      num_clips, num_crops, augment, seed, repeat, input_context, with_video_ids: As in
         `make_tfrecord_dataset`.
       classes: The class list (see `layout.scan_videos`); None takes the folders.
       short_side: Resize decoded frames to this short side first (0: keep).
@@ -309,14 +314,14 @@ def make_avi_dataset(
         ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
 
         def decode(e):
-            return preprocessing.preprocess_for_eval(e["frames"], image_size)
+            return _evaluation_views(e["frames"], image_size, num_crops)
 
     ds = ds.map(
         lambda e: _output(decode(e), e, with_video_ids),
         num_parallel_calls=AUTOTUNE,
         deterministic=not training,
     )
-    return _finish(ds, batch_size, training)
+    return _finish(_spread_views(ds, training, num_crops), batch_size, training)
 
 
 def average_clip_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,6 +401,22 @@ def _decode_training_clip(element, num_frames, image_size, augment):
     window = augment_lib.sample_crop_window(tf.io.extract_jpeg_shape(jpegs[0]), augment, crop_seed)
     frames = _decode_jpegs(jpegs, num_frames, window)
     return augment_lib.augment_cropped_clip(frames, image_size, augment, rest_seed)
+
+
+def _evaluation_views(frames, image_size, num_crops):
+    if num_crops == 1:
+        return preprocessing.preprocess_for_eval(frames, image_size)
+    return preprocessing.preprocess_views(frames, image_size, num_crops)
+
+
+def _spread_views(ds, training, num_crops):
+    """Evaluation with several crops: one element per view, label and id repeated."""
+    if training or num_crops == 1:
+        return ds
+    return ds.map(
+        lambda clip, *rest: (clip, *(tf.fill([num_crops], x) for x in rest)),
+        num_parallel_calls=AUTOTUNE,
+    ).unbatch()
 
 
 def _output(clip, element, with_video_ids):

@@ -70,3 +70,32 @@ def preprocess_for_eval(frames: tf.Tensor, image_size: int) -> tf.Tensor:
       float32 [..., image_size, image_size, 3] in [-1, 1].
     """
     return normalize_frames(resize_frames(center_crop_square(frames), image_size))
+
+
+def square_crops(frames: tf.Tensor, num_crops: int) -> tf.Tensor:
+    """`num_crops` largest squares along the long side of [..., height, width, 3] frames.
+
+    One crop: the centre square. Three: the start (left or top), centre and end
+    (right or bottom) squares, the usual 3-crop evaluation of video models.
+
+    Returns:
+      [num_crops, ..., side, side, 3].
+
+    Raises:
+      ValueError: if `num_crops` is not 1 or 3.
+    """
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops is {num_crops!r}; expected 1 or 3.")
+    height, width = tf.shape(frames)[-3], tf.shape(frames)[-2]
+    side = tf.minimum(height, width)
+    spare_h, spare_w = height - side, width - side  # One of them is 0.
+    offsets = [(spare_h // 2, spare_w // 2)]  # `center_crop_square`'s square.
+    if num_crops == 3:
+        offsets = [(0, 0), *offsets, (spare_h, spare_w)]
+    crops = [frames[..., top : top + side, left : left + side, :] for top, left in offsets]
+    return tf.stack(crops)
+
+
+def preprocess_views(frames: tf.Tensor, image_size: int, num_crops: int = 1) -> tf.Tensor:
+    """`preprocess_for_eval` of each of `num_crops` squares: [num_crops, ..., S, S, 3]."""
+    return normalize_frames(resize_frames(square_crops(frames, num_crops), image_size))

@@ -146,6 +146,7 @@ def make_clips(
     batch_size: int,
     seed: int | None = None,
     num_clips: int = 1,
+    num_crops: int = 1,
     input_context=None,
     with_video_ids: bool = False,
     deterministic: bool = False,
@@ -161,6 +162,7 @@ def make_clips(
         groups=tuple(groups),
         seed=seed,
         num_clips=num_clips,
+        num_crops=num_crops,
         input_context=input_context,
         with_video_ids=with_video_ids,
     )

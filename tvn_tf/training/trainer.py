@@ -517,33 +517,20 @@ class Evaluator:
             image_size=self.arch.image_size,
             batch_size=max(8, self.config.batch_size),
             num_clips=self.config.eval_clips,
+            num_crops=self.config.eval_crops,
             with_video_ids=True,
         )
         logits, labels, ids = [], [], []
         for clips, label, video_id in ds:
-            for crop in _crops(clips, self.config.eval_crops, self.arch.image_size):
-                logits.append(self.forward(crop).numpy())
-                labels.append(label.numpy())
-                ids.append(video_id.numpy())
+            logits.append(self.forward(clips).numpy())
+            labels.append(label.numpy())
+            ids.append(video_id.numpy())
         return metrics_lib.classification_metrics(
             np.concatenate(logits),
             np.concatenate(labels),
             np.concatenate(ids),
             len(self.dataset.class_names),
         )
-
-
-def _crops(clips: tf.Tensor, num_crops: int, image_size: int):
-    """The centre view, or three views (left, centre, right) of the same clips.
-
-    Evaluation clips arrive resized to the model's size from the centre square;
-    the side views shift that square by a quarter of its width.
-    """
-    if num_crops == 1:
-        return [clips]
-    shift = image_size // 4
-    padded = tf.pad(clips, [[0, 0], [0, 0], [0, 0], [shift, shift], [0, 0]], mode="REFLECT")
-    return [padded[..., s : s + image_size, :] for s in (0, shift, 2 * shift)]
 
 
 def write_metrics(model_dir: str, result: dict, class_names) -> None:
