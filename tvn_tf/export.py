@@ -161,10 +161,11 @@ def load_clips(dataset, spec, options: ExportOptions, seed: int = 0):
     ds = data_lib.make_clips(
         dataset,
         eval_groups,
+        spec,
         training=False,
+        batch_size=1,
         num_clips=options.clips_per_video,
         deterministic=True,
-        **common,
     )
     clips, labels = [], []
     for i, (clip, label) in enumerate(ds.as_numpy_iterator()):

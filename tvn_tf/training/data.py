@@ -138,11 +138,9 @@ def load_dataset(config: DataConfig) -> Dataset:
 def make_clips(
     dataset: Dataset,
     groups,
+    arch,
     *,
     training: bool,
-    num_frames: int,
-    frame_stride: int,
-    image_size: int,
     batch_size: int,
     seed: int | None = None,
     num_clips: int = 1,
@@ -151,13 +149,19 @@ def make_clips(
     with_video_ids: bool = False,
     deterministic: bool = False,
 ) -> tf.data.Dataset:
-    """The clip pipeline over `groups` (see `tvn_tf.data.pipeline.make_dataset`)."""
+    """The clip pipeline over `groups`, sampled and sized for `arch`.
+
+    `arch` is anything with `num_frames`, `frame_stride` and `image_size`: an
+    `Architecture`, or the `ModelSpec` of a trained model.
+
+    See `tvn_tf.data.pipeline.make_dataset` for the other arguments.
+    """
     config = dataset.config
     kwargs = dict(
         training=training,
-        num_frames=num_frames,
-        frame_stride=frame_stride,
-        image_size=image_size,
+        num_frames=arch.num_frames,
+        frame_stride=arch.frame_stride,
+        image_size=arch.image_size,
         batch_size=batch_size,
         groups=tuple(groups),
         seed=seed,

@@ -327,10 +327,8 @@ def train(
         return data_lib.make_clips(
             dataset,
             dataset.split.train,
+            arch,
             training=True,
-            num_frames=arch.num_frames,
-            frame_stride=arch.frame_stride,
-            image_size=arch.image_size,
             batch_size=config.batch_size,
             seed=config.seed + context.input_pipeline_id,
             input_context=context,
@@ -472,10 +470,8 @@ def _log_sample_clips(dataset, arch, config, writer) -> None:
     sample = data_lib.make_clips(
         dataset,
         dataset.split.train,
+        arch,
         training=True,
-        num_frames=arch.num_frames,
-        frame_stride=arch.frame_stride,
-        image_size=arch.image_size,
         batch_size=config.num_sample_clips,
         seed=config.seed,
     )
@@ -511,10 +507,8 @@ class Evaluator:
         ds = data_lib.make_clips(
             self.dataset,
             groups,
+            self.arch,
             training=False,
-            num_frames=self.arch.num_frames,
-            frame_stride=self.arch.frame_stride,
-            image_size=self.arch.image_size,
             batch_size=max(8, self.config.batch_size),
             num_clips=self.config.eval_clips,
             num_crops=self.config.eval_crops,
