@@ -34,6 +34,15 @@ def test_training_indices_cover_every_start_and_loop_short_videos():
     ]
 
 
+def test_training_indices_draw_independent_clips():
+    idx = sampling.training_indices(20, T, STRIDE, seed=tf.constant([5, 0]), num_clips=64).numpy()
+    assert idx.shape == (64, T)
+    assert (idx[:, 1] - idx[:, 0] == STRIDE).all()
+    assert len(set(idx[:, 0])) > 8 and idx.min() >= 0 and idx.max() < 20
+    with pytest.raises(ValueError, match="num_clips must be >= 1"):
+        sampling.training_indices(20, T, STRIDE, seed=tf.constant([5, 0]), num_clips=0)
+
+
 def test_evaluation_indices_are_evenly_spaced():
     assert sampling.evaluation_indices(20, T, STRIDE, 4).numpy().tolist() == [
         [0, 4],
@@ -126,6 +135,33 @@ def test_training_clips_start_at_random_frames_stride_apart(prepared, source):
             assert second - first == STRIDE
             starts.add(first)
     assert starts == set(range(12 - STRIDE))  # 12 frames, span 5: starts 0..7
+
+
+@pytest.mark.parametrize("source", ["tfrecord", "avi"])
+def test_training_draws_num_clips_random_clips_per_video_read(prepared, source):
+    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
+    ds = pipeline.make_dataset(
+        str(data_dir),
+        training=True,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        batch_size=1,
+        groups=[1, 2],
+        num_clips=5,
+        augment=None,
+        seed=1,
+        repeat=False,
+        with_video_ids=True,
+    )
+    starts = {}
+    for clip, _, video_id in ds:
+        first, second = frame_indices(_pixels(clip[0]))
+        assert second - first == STRIDE
+        starts.setdefault(video_id.numpy()[0], []).append(first)
+    assert len(starts) == 8  # 2 classes x 2 groups x 2 clips, one pass
+    assert all(len(s) == 5 for s in starts.values())
+    assert any(len(set(s)) > 1 for s in starts.values())  # independent starts
 
 
 def test_training_augmentation_is_the_same_on_every_frame(prepared):

@@ -6,7 +6,10 @@
 Prints training clips per second from the TFRecords, the rate of pure
 `tf.io.decode_jpeg` on the same sampled frames on the same cores (the bound
 the pipeline is held to), their ratio, and the clips per second of the direct
-`.avi` mode. The last line is one JSON object:
+`.avi` mode. It also prints the rate of decoding plus the bilinear resize to
+224x224 alone, with no reading, parsing, augmentation or normalisation: the
+most a pipeline that resizes with TF on the CPU can reach, whatever its format.
+The last line is one JSON object:
 {"tfrecord_clips_per_s", "jpeg_decode_clips_per_s", "share_of_decode_bound",
  "avi_clips_per_s", "tfrecord_over_avi", "peak_rss_mb"}.
 """
@@ -24,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tvn_tf.data import demo_data, pipeline, prepare, records, sampling  # noqa: E402
+from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
+from tvn_tf.training import trainer  # noqa: E402
 
 # TVN-1's input (the model library's config; repeated here to keep the tool standalone).
 NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE = 2, 4, 224
@@ -42,6 +46,12 @@ _VIDEO_DIR = flags.DEFINE_string(
     "direct mode (skipped when --data_dir is given without it).",
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Clips per batch.")
+_CLIPS_PER_VIDEO = flags.DEFINE_integer(
+    "clips_per_video",
+    trainer.TrainConfig(model_dir="").train_clips_per_video,
+    "Training clips per video read, in both modes (tvn_tf.train's --train_clips_per_video).",
+    lower_bound=1,
+)
 _DEMO_FRAMES = flags.DEFINE_integer(
     "demo_frames",
     200,
@@ -88,11 +98,18 @@ def sampled_jpegs(data_dir: str, clips: int = 4096, seed: int = 0) -> tf.Tensor:
     return next(iter(ds.map(sample).batch(clips)))
 
 
-def decode_bound_dataset(jpegs: tf.Tensor, batch_size: int) -> tf.data.Dataset:
-    """Only `tf.io.decode_jpeg` of in-memory JPEGs, with the pipeline's parallelism."""
+def decode_bound_dataset(
+    jpegs: tf.Tensor, batch_size: int, resize: bool = False
+) -> tf.data.Dataset:
+    """Only `tf.io.decode_jpeg` of in-memory JPEGs, with the pipeline's parallelism.
+
+    With `resize`, also the pipeline's bilinear resize of the frames to
+    `IMAGE_SIZE`: the floor of work for a pipeline that resizes on the CPU.
+    """
 
     def decode(clip_jpegs):
-        return tf.stack([tf.io.decode_jpeg(clip_jpegs[i], channels=3) for i in range(NUM_FRAMES)])
+        frames = tf.stack([tf.io.decode_jpeg(clip_jpegs[i], channels=3) for i in range(NUM_FRAMES)])
+        return preprocessing.resize_frames(frames, IMAGE_SIZE) if resize else frames
 
     return (
         tf.data.Dataset.from_tensor_slices(jpegs)
@@ -110,6 +127,7 @@ def bench_input(
     batch_size: int = 32,
     seconds: float = 15.0,
     demo_frames: int = 200,
+    clips_per_video: int = 1,
 ) -> dict:
     """Runs the three measurements; makes and prepares demo data if `data_dir` is None."""
     with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
@@ -123,27 +141,40 @@ def bench_input(
             frame_stride=FRAME_STRIDE,
             image_size=IMAGE_SIZE,
             batch_size=batch_size,
+            num_clips=clips_per_video,
             seed=0,
         )
         jpegs = sampled_jpegs(data_dir)
         # Alternate short windows and take medians: shared machines drift between runs.
-        rates = {"tfrecord": [], "bound": []}
+        rates = {"tfrecord": [], "bound": [], "resize": []}
         for _ in range(ROUNDS):
             rates["tfrecord"].append(
                 clips_per_second(
                     pipeline.make_tfrecord_dataset(data_dir, **common), batch_size, seconds / ROUNDS
                 )
             )
-            rates["bound"].append(
-                clips_per_second(
-                    decode_bound_dataset(jpegs, batch_size), batch_size, seconds / ROUNDS
+            for key, resize in (("bound", False), ("resize", True)):
+                rates[key].append(
+                    clips_per_second(
+                        decode_bound_dataset(jpegs, batch_size, resize),
+                        batch_size,
+                        seconds / ROUNDS,
+                    )
                 )
-            )
-        tfrecord, bound = (float(np.median(rates[k])) for k in ("tfrecord", "bound"))
-        print(f"TFRecord pipeline: {tfrecord:.1f} clips/s", flush=True)
+        tfrecord, bound, resize = (float(np.median(rates[k])) for k in rates)
+        print(
+            f"TFRecord pipeline ({clips_per_video} clip(s) per video read): {tfrecord:.1f} clips/s",
+            flush=True,
+        )
         print(
             f"Pure tf.io.decode_jpeg of the same frames: {bound:.1f} clips/s "
             f"(pipeline at {tfrecord / bound:.0%} of it)",
+            flush=True,
+        )
+        print(
+            f"Decode + resize to {IMAGE_SIZE}x{IMAGE_SIZE} only: {resize:.1f} clips/s "
+            f"({resize / bound:.0%} of the decode bound: the ceiling of a pipeline that "
+            f"resizes with TF on the CPU; the pipeline is at {tfrecord / resize:.0%} of it)",
             flush=True,
         )
         avi = None
@@ -181,6 +212,7 @@ def main(argv):
         batch_size=_BATCH_SIZE.value,
         seconds=_SECONDS.value,
         demo_frames=_DEMO_FRAMES.value,
+        clips_per_video=_CLIPS_PER_VIDEO.value,
     )
     print(json.dumps(result))
 

@@ -119,6 +119,13 @@ flags.DEFINE_integer(
     lower_bound=0,
 )
 flags.DEFINE_integer(
+    "train_clips_per_video",
+    _DEFAULTS.train_clips_per_video,
+    "Random training clips drawn from each video read (each with its own start and "
+    "augmentation). More than 1 amortises reading the video over its clips.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
     "eval_clips",
     _DEFAULTS.eval_clips,
     "Evenly spaced clips per video in evaluation.",

@@ -13,8 +13,9 @@ image_size, 3] in [-1, 1] and int32 [batch]; with `with_video_ids=True`, also
 string [batch] video ids (paths relative to the dataset root), so that
 `average_clip_scores` can average the clip scores of each video.
 
-Training: random clip start, clip-consistent augmentation, shuffling, repeat,
-complete batches. Evaluation: `num_clips` evenly spaced clips per video, centre
+Training: `num_clips` clips per video read (default 1), each from a random
+start with its own clip-consistent augmentation; shuffling, repeat, complete
+batches. Evaluation: `num_clips` evenly spaced clips per video, centre
 crop, no randomness, the same order on every run, the last batch kept even
 when smaller. With a `tf.distribute.InputContext`, each input pipeline reads
 its own part of the data and batches `batch_size` (the global batch size)
@@ -39,6 +40,8 @@ from tvn_tf.data import layout, preprocessing, records, sampling, video
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 1024  # clips of num_frames JPEGs each: ~30 MB for 2 frames
 DEFAULT_AUGMENT = augment_lib.AugmentConfig()
+# Direct AVI training: decoded clips held to separate the clips of one video.
+AVI_SHUFFLE_VIDEOS = 8
 # Ceiling for buffers grown by AUTOTUNE, so resident memory stays bounded.
 AUTOTUNE_RAM_BUDGET = 1 << 30
 
@@ -116,7 +119,12 @@ def make_tfrecord_dataset(
       image_size: Output resolution (square).
       batch_size: Global batch size.
       groups: Keep only videos of these groups (see `splits`); None keeps all.
-      num_clips: Evaluation: evenly spaced clips per video.
+      num_clips: Clips per video read. Evaluation: evenly spaced clips.
+        Training: independent random clips, each with its own start and
+        augmentation draw, mixed by the shuffle buffer. A video's record is
+        read and parsed once for all of them: more than one amortises the
+        read, which costs more than decoding a clip's frames (README: input
+        speed).
       num_crops: Evaluation: spatial views per clip, 1 (centre square) or 3
         (start, centre and end squares along the long side); each view is an
         element of its own, with the clip's label and video id.
@@ -174,13 +182,13 @@ def make_tfrecord_dataset(
 
     if training:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds))
-        ds = ds.map(
-            lambda serialized, s: _sample_training_jpegs(serialized, s, num_frames, frame_stride),
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda serialized, s: _sample_training_jpegs(
+                serialized, s, num_frames, frame_stride, num_clips
+            ),
             num_parallel_calls=AUTOTUNE,
             deterministic=False,
         )
-        ds = ds.filter(keep).shuffle(shuffle_buffer, seed=seed)
         decode = lambda e: _decode_training_clip(e, num_frames, image_size, augment)
     else:
         ds = ds.map(
@@ -190,11 +198,13 @@ def make_tfrecord_dataset(
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )
-        ds = ds.filter(keep).map(lambda e: {k: v for k, v in e.items() if k != "group"})
-        ds = ds.unbatch()
         decode = lambda e: _evaluation_views(
             _decode_jpegs(e["jpegs"], num_frames), image_size, num_crops
         )
+    # One element per clip from here: the JPEGs of its frames, its label and id.
+    ds = ds.filter(keep).map(lambda e: {k: v for k, v in e.items() if k != "group"}).unbatch()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
     ds = ds.map(
         lambda e: _output(decode(e), e, with_video_ids),
         num_parallel_calls=AUTOTUNE,
@@ -232,7 +242,8 @@ def make_avi_dataset(
       video_dir: Root of the tree (`video_dir/<Class>/v_<Class>_gNN_cMM.avi`).
       training, num_frames, frame_stride, image_size, batch_size, groups,
       num_clips, num_crops, augment, seed, repeat, input_context, with_video_ids: As in
-        `make_tfrecord_dataset`.
+        `make_tfrecord_dataset` (in training, the `num_clips` clips of a video
+        share one decode).
       classes: The class list (see `layout.scan_videos`); None takes the folders.
       short_side: Resize decoded frames to this short side first (0: keep).
 
@@ -268,23 +279,30 @@ def make_avi_dataset(
             ).frames
         except (video.VideoError, OSError) as e:
             logging.warning("Skipping %s: %s", path.numpy().decode(), e)
-            return np.zeros((0, 0, 0, 3), np.uint8)
+            return np.zeros((0, 1, 1, 3), np.uint8)  # No clips (see `_avi_clips`).
 
     if training:
 
         def load(e, s):
+            sample_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(s, 2))
             frames = tf.py_function(
                 lambda p, s: read(
-                    p, lambda n: sampling.training_indices(n, num_frames, frame_stride, s).numpy()
+                    p,
+                    lambda n: sampling.training_indices(
+                        n, num_frames, frame_stride, s, num_clips
+                    ).numpy(),
                 ),
-                [e["path"], s],
+                [e["path"], sample_seed],
                 tf.uint8,
             )
-            return {**e, "frames": tf.ensure_shape(frames, [None, None, None, 3]), "seed": s}
+            return _avi_clips(
+                frames, e, num_frames, tf.random.experimental.stateless_split(clip_seed, num_clips)
+            )
 
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=False)
-        ds = ds.filter(lambda e: tf.shape(e["frames"])[0] > 0)
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=False).unbatch()
+        if num_clips > 1:  # Keep a video's clips apart: decoded frames, so a small buffer.
+            ds = ds.shuffle(AVI_SHUFFLE_VIDEOS * num_clips, seed=seed)
 
         def decode(e):
             frames = tf.ensure_shape(e["frames"], [num_frames, None, None, 3])
@@ -293,23 +311,18 @@ def make_avi_dataset(
             return augment_lib.augment_clip(frames, image_size, augment, e["seed"])
     else:
 
-        def read_clips(path):
-            frames = read(
-                path,
-                lambda n: sampling.evaluation_indices(
-                    n, num_frames, frame_stride, num_clips
-                ).numpy(),
-            )
-            return frames.reshape((-1, num_frames) + frames.shape[1:])
-
         def load(e):
-            frames = tf.py_function(read_clips, [e["path"]], tf.uint8)
-            frames = tf.ensure_shape(frames, [None, num_frames, None, None, 3])
-            return {
-                "frames": frames,
-                "label": tf.fill([tf.shape(frames)[0]], e["label"]),
-                "video_id": tf.fill([tf.shape(frames)[0]], e["video_id"]),
-            }
+            frames = tf.py_function(
+                lambda p: read(
+                    p,
+                    lambda n: sampling.evaluation_indices(
+                        n, num_frames, frame_stride, num_clips
+                    ).numpy(),
+                ),
+                [e["path"]],
+                tf.uint8,
+            )
+            return _avi_clips(frames, e, num_frames)
 
         ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
 
@@ -354,18 +367,18 @@ def _parse(serialized):
     return records.parse_sequence_example(serialized)
 
 
-def _sample_training_jpegs(serialized, seed, num_frames, frame_stride):
+def _sample_training_jpegs(serialized, seed, num_frames, frame_stride, num_clips):
     record = _parse(serialized)
     sample_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     indices = sampling.training_indices(
-        tf.shape(record["frames"])[0], num_frames, frame_stride, sample_seed
+        tf.shape(record["frames"])[0], num_frames, frame_stride, sample_seed, num_clips
     )
     return {
         "jpegs": tf.gather(record["frames"], indices),
-        "label": record["label"],
+        "label": tf.fill([num_clips], record["label"]),
         "group": record["group"],
-        "video_id": record["source_path"],
-        "seed": clip_seed,
+        "video_id": tf.fill([num_clips], record["source_path"]),
+        "seed": tf.random.experimental.stateless_split(clip_seed, num_clips),
     }
 
 
@@ -380,6 +393,25 @@ def _sample_evaluation_jpegs(serialized, num_frames, frame_stride, num_clips):
         "group": record["group"],
         "video_id": tf.fill([num_clips], record["source_path"]),
     }
+
+
+def _avi_clips(frames, element, num_frames, seeds=None):
+    """The decoded frames of a video's clips, [clips * num_frames, H, W, 3], split into clips.
+
+    An unreadable video (no frames) gives no clips.
+    """
+    frames = tf.ensure_shape(frames, [None, None, None, 3])
+    shape = tf.shape(frames)
+    clips = tf.reshape(frames, tf.concat([[-1, num_frames], shape[1:]], 0))
+    count = tf.shape(clips)[0]
+    out = {
+        "frames": clips,
+        "label": tf.fill([count], element["label"]),
+        "video_id": tf.fill([count], element["video_id"]),
+    }
+    if seeds is not None:
+        out["seed"] = seeds[:count]
+    return out
 
 
 def _decode_jpegs(jpegs, num_frames, window=None):

@@ -2,8 +2,8 @@
 
 A clip spans `(num_frames - 1) * frame_stride + 1` frames of the video.
 
-- Training: one clip per video, starting at a uniformly random frame among
-  the starts that fit in the video.
+- Training: clips starting at uniformly random frames among the starts that
+  fit in the video, drawn independently (`num_clips` of them per video read).
 - Evaluation: `num_clips` clips per video, starts evenly spaced from the first
   frame to the last start that fits (one clip: the centred one).
 
@@ -29,27 +29,37 @@ def clip_span(num_frames: int, frame_stride: int) -> int:
 
 
 def training_indices(
-    num_available: tf.Tensor, num_frames: int, frame_stride: int, seed: tf.Tensor
+    num_available: tf.Tensor,
+    num_frames: int,
+    frame_stride: int,
+    seed: tf.Tensor,
+    num_clips: int | None = None,
 ) -> tf.Tensor:
-    """Frame indices of one training clip, from a random start.
+    """Frame indices of training clips, each from an independent random start.
 
     Args:
       num_available: Number of frames in the video (scalar, >= 1).
       num_frames: Frames per clip.
       frame_stride: Distance between sampled frames.
       seed: Stateless random seed, int [2].
+      num_clips: None for one clip, else the number of clips.
 
     Returns:
-      int32 [num_frames].
+      int32 [num_frames], or [num_clips, num_frames] when `num_clips` is given.
 
     Example:
       >>> training_indices(20, 2, 4, seed=[1, 2])  # start in 0..15
       <tf.Tensor: ..., numpy=array([7, 11], dtype=int32)>
     """
+    if num_clips is not None and num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}.")
     n = tf.cast(num_available, tf.int32)
     last_start = tf.maximum(n - clip_span(num_frames, frame_stride), 0)
-    start = tf.random.stateless_uniform([], seed, minval=0, maxval=last_start + 1, dtype=tf.int32)
-    return _clip_indices(start, n, num_frames, frame_stride)
+    shape = [] if num_clips is None else [num_clips]
+    starts = tf.random.stateless_uniform(
+        shape, seed, minval=0, maxval=last_start + 1, dtype=tf.int32
+    )
+    return _clip_indices(starts, n, num_frames, frame_stride)
 
 
 def evaluation_indices(
@@ -74,8 +84,10 @@ def evaluation_indices(
         starts = tf.reshape(last_start // 2, [1])
     else:
         starts = tf.range(num_clips, dtype=tf.int32) * last_start // (num_clips - 1)
-    return tf.map_fn(lambda s: _clip_indices(s, n, num_frames, frame_stride), starts)
+    return _clip_indices(starts, n, num_frames, frame_stride)
 
 
-def _clip_indices(start, n, num_frames, frame_stride):
-    return tf.math.floormod(start + frame_stride * tf.range(num_frames, dtype=tf.int32), n)
+def _clip_indices(starts, n, num_frames, frame_stride):
+    """[..., num_frames] indices of clips starting at `starts` (scalar or [num_clips])."""
+    offsets = frame_stride * tf.range(num_frames, dtype=tf.int32)
+    return tf.math.floormod(starts[..., tf.newaxis] + offsets, n)

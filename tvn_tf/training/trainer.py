@@ -54,6 +54,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout_rate: float = 0.5
     label_smoothing: float = 0.1
+    train_clips_per_video: int = 1
     head: str = "mean"
     mixed_precision: str = "float32"
     jit_compile: bool = False
@@ -103,6 +104,7 @@ def _check_config(config: TrainConfig) -> None:
         ("checkpoint_every", config.checkpoint_every >= 1, "an integer >= 1"),
         ("keep_checkpoints", config.keep_checkpoints >= 1, "an integer >= 1"),
         ("eval_every", config.eval_every >= 0, "an integer >= 0"),
+        ("train_clips_per_video", config.train_clips_per_video >= 1, "an integer >= 1"),
         ("eval_clips", config.eval_clips >= 1, "an integer >= 1"),
         ("eval_crops", config.eval_crops in (1, 3), "1 or 3"),
     ]
@@ -330,6 +332,7 @@ def train(
             arch,
             training=True,
             batch_size=config.batch_size,
+            num_clips=config.train_clips_per_video,
             seed=config.seed + context.input_pipeline_id,
             input_context=context,
             deterministic=config.deterministic,
