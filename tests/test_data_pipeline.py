@@ -85,6 +85,22 @@ def _collect(ds):
     return np.concatenate(clips), np.concatenate(labels), np.concatenate(ids)
 
 
+def _training_clips(prepared, source, **kwargs):
+    """Unaugmented training clips of groups 1-2 with their video ids, from either source."""
+    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
+    return pipeline.make_dataset(
+        str(data_dir),
+        training=True,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        groups=[1, 2],
+        augment=None,
+        with_video_ids=True,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
     data_dir = prepared[1] if source == "tfrecord" else prepared[0]
@@ -113,19 +129,7 @@ def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_training_clips_start_at_random_frames_stride_apart(prepared, source):
-    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
-    ds = pipeline.make_dataset(
-        str(data_dir),
-        training=True,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=8,
-        groups=[1, 2],
-        augment=None,
-        seed=3,
-        with_video_ids=True,
-    )
+    ds = _training_clips(prepared, source, batch_size=8, seed=3)
     starts = set()
     for clips, labels, ids in ds.take(12):
         assert clips.shape == (8, T, SIZE, SIZE, 3) and labels.dtype == tf.int32
@@ -139,21 +143,7 @@ def test_training_clips_start_at_random_frames_stride_apart(prepared, source):
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_training_draws_num_clips_random_clips_per_video_read(prepared, source):
-    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
-    ds = pipeline.make_dataset(
-        str(data_dir),
-        training=True,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=1,
-        groups=[1, 2],
-        num_clips=5,
-        augment=None,
-        seed=1,
-        repeat=False,
-        with_video_ids=True,
-    )
+    ds = _training_clips(prepared, source, batch_size=1, num_clips=5, seed=1, repeat=False)
     starts = {}
     for clip, _, video_id in ds:
         first, second = frame_indices(_pixels(clip[0]))

@@ -278,6 +278,7 @@ def test_avi_tree_trains_directly(tiny_data, tmp_path):
             "--split=logo over the 5 groups of --data_dir: fold must be in [1, 5], got 9",
         ),
         ("bad_batch", "--batch_size=0"),
+        ("bad_clips_per_video", "--train_clips_per_video=0"),
         ("bad_precision", "--mixed_precision"),
         (
             "other_model",
@@ -292,6 +293,7 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
         "fewer_classes": ["--num_classes=10"],
         "no_such_fold": ["--fold=9"],
         "bad_batch": ["--batch_size=0"],
+        "bad_clips_per_video": ["--train_clips_per_video=0"],
         "bad_precision": ["--mixed_precision=fp8"],
     }
     if case == "missing_data":
