@@ -24,6 +24,7 @@ import time
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
+import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -17,8 +17,8 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
 
 from absl import app
 from absl import flags

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
-import os
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
 
 from absl import app
 from absl import flags

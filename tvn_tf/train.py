@@ -13,10 +13,8 @@ MODEL_DIR/tensorboard.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
 
 from absl import app
 from absl import flags
