@@ -1,6 +1,9 @@
 """Model directories: the spec file and restoring checkpoints."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -50,3 +53,60 @@ def test_missing_model_dir_and_checkpoint_are_named(spec, tmp_path):
         model_dir_lib.restore_model(str(tmp_path))
     with pytest.raises(ValueError, match="--checkpoint=.*nope: no such checkpoint"):
         model_dir_lib.restore_model(str(tmp_path), str(tmp_path / "nope"))
+
+
+def _save(spec, model_dir, steps):
+    model = spec.build()
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, step=step), f"{model_dir}/checkpoints", max_to_keep=5
+    )
+    for s in steps:
+        step.assign(s)
+        manager.save(checkpoint_number=s)
+
+
+def test_latest_intact_checkpoint_skips_damaged_ones(spec, tmp_path):
+    folder = tmp_path / "checkpoints"
+    _save(spec, str(tmp_path), [1, 2])
+    assert model_dir_lib.latest_intact_checkpoint(str(folder)).endswith("ckpt-2")
+    index = folder / "ckpt-2.index"
+    index.write_bytes(index.read_bytes()[:50])  # cut short
+    assert model_dir_lib.latest_intact_checkpoint(str(folder)).endswith("ckpt-1")
+    assert model_dir_lib.checkpoint_step(str(folder / "ckpt-1")) == 1
+    (folder / "ckpt-1.data-00000-of-00001").unlink()
+    with pytest.raises(ValueError, match=r"no intact checkpoint \(.*ckpt-2: .*ckpt-1: "):
+        model_dir_lib.latest_intact_checkpoint(str(folder))
+
+
+def test_stale_checkpoint_state_file_alone_means_no_checkpoint(spec, tmp_path):
+    model_dir_lib.write_spec(str(tmp_path), spec)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-9"\n')
+    with pytest.raises(ValueError, match="checkpoints: no checkpoint found"):
+        model_dir_lib.restore_model(str(tmp_path))
+
+
+def test_checkpoint_of_another_model_is_named(spec, tmp_path):
+    _save(spec, str(tmp_path), [3])
+    other = model_dir_lib.ModelSpec(spec.name, spec.architecture, ("a", "b"))
+    model_dir_lib.write_spec(str(tmp_path), other)
+    with pytest.raises(ValueError, match=r"ckpt-3 does not fit the model of .*model.json"):
+        model_dir_lib.restore_model(str(tmp_path))
+
+
+def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
+    held = model_dir_lib.lock_run(str(tmp_path))
+    # Another process: flock locks belong to the open file, so a child sees the conflict.
+    code = (
+        "import sys; from tvn_tf import model_dir as m\n"
+        f"try: m.lock_run({str(tmp_path)!r})\n"
+        "except ValueError as e: sys.exit(str(e))\n"
+    )
+    busy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (
+        busy.returncode == 1
+        and f"in use by another training process (pid {os.getpid()}" in busy.stderr
+    )
+    held.close()
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

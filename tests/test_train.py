@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -261,7 +262,13 @@ def test_mirrored_over_two_cpu_devices(tiny_data, tmp_path):
 
 def test_avi_tree_trains_directly(tiny_data, tmp_path):
     result = train(
-        *base_flags(tiny_data["videos"], tmp_path / "avi", "--train_steps=2", "--eval_clips=1")
+        *base_flags(
+            tiny_data["videos"],
+            tmp_path / "avi",
+            "--train_steps=2",
+            "--eval_clips=1",
+            "--warmup_epochs=0",
+        )
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "avi" / "metrics.json").read_text())["step"] == 2
@@ -280,6 +287,11 @@ def test_avi_tree_trains_directly(tiny_data, tmp_path):
         ("bad_batch", "--batch_size=0"),
         ("bad_clips_per_video", "--train_clips_per_video=0"),
         ("bad_precision", "--mixed_precision"),
+        ("validation_under_all", "--num_validation_groups=1 with --split=all"),
+        ("warmup_too_long", "--warmup_epochs=1 is 6 steps, not shorter than the whole run (2"),
+        ("empty_test_group", "the test groups [4] have no videos in --data_dir="),
+        ("damaged_test_shard", "g04-00000-of-00001.tfrecord: damaged TFRecord shard (corrupted"),
+        ("unreadable_avis", "none of the 48 videos of groups [1, 2, 3, 5] can be decoded"),
         (
             "other_model",
             "holds a different model (architecture: tvn1_w0.25_32px at 32px vs "
@@ -295,7 +307,28 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
         "bad_batch": ["--batch_size=0"],
         "bad_clips_per_video": ["--train_clips_per_video=0"],
         "bad_precision": ["--mixed_precision=fp8"],
+        "validation_under_all": ["--split=all", "--num_validation_groups=1"],
+        "warmup_too_long": ["--train_steps=2"],  # 48 training videos: 6 steps an epoch
     }
+    if case == "empty_test_group":  # Groups 1, 2, 3, 5: the test group 4 is a gap.
+        data = tmp_path / "videos"
+        shutil.copytree(
+            tiny_data["videos"], data, ignore=lambda d, names: [n for n in names if "_g04_" in n]
+        )
+    elif case == "damaged_test_shard":  # Test group 4: met only after training, unchecked.
+        data = tmp_path / "records"
+        shutil.copytree(tiny_data["records"], data)
+        shard = data / "g04-00000-of-00001.tfrecord"
+        damaged = bytearray(shard.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        shard.write_bytes(damaged)
+    elif case == "unreadable_avis":  # A UCF50 tree of garbage: skipped forever, before.
+        data = tmp_path / "videos"
+        for path in glob.glob(f"{tiny_data['videos']}/*/*.avi"):
+            target = data / os.path.relpath(path, tiny_data["videos"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(os.urandom(2000))
+        extra[case] = ["--data_format=avi", "--warmup_epochs=0"]
     if case == "missing_data":
         data = "/nonexistent/videos"
     elif case == "empty_data":
@@ -318,7 +351,7 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
     if case == "other_model":
         flags.remove("--width_multiplier=0.25")
     result = train(*flags, timeout=120)
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stderr[-2000:]
     assert expected in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
@@ -328,3 +361,143 @@ def _tiny_architecture_json() -> str:
 
     arch = arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25)
     return json.dumps({**arch.to_json(), "image_size": 32})
+
+
+RUN_FLAGS = ["--train_steps=8", "--checkpoint_every=4", "--eval_clips=1"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data, tmp_path_factory):
+    """A finished 8-step run (checkpoints 4 and 8) on test group 4; copy it before changing it."""
+    model_dir = tmp_path_factory.mktemp("trained") / "run"
+    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir
+
+
+def _copy_run(trained_run, tmp_path):
+    return shutil.copytree(trained_run, tmp_path / "run")
+
+
+def _one_line_error(result, binary, expected):
+    assert result.returncode != 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{binary}: ")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+    # No flood of TensorFlow warnings around it (a failed restore logs one per value).
+    assert len(result.stderr.splitlines()) < 20, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (
+            ["--fold=3"],
+            "was trained with --split=logo --fold=4 --num_validation_groups=0 (test groups "
+            "[4]); this run asks for --split=logo --fold=3 --num_validation_groups=0 (test "
+            "groups [3])",
+        ),
+        (
+            ["--num_validation_groups=1"],
+            "this run asks for --split=logo --fold=4 --num_validation_groups=1 (test groups [4])",
+        ),
+        (
+            ["--optimizer=rmsprop"],
+            "does not fit this run (--optimizer=rmsprop (the run's: momentum))",
+        ),
+        (
+            ["--mixed_precision=mixed_float16"],
+            "--mixed_precision=mixed_float16 (the run's: float32)",
+        ),
+    ],
+)
+def test_rerun_that_does_not_fit_the_run_is_refused_before_writing(
+    flags, expected, tiny_data, trained_run, tmp_path
+):
+    model_dir = _copy_run(trained_run, tmp_path)
+    before = {p: p.read_bytes() for p in model_dir.glob("*.json")}
+    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS, *flags), timeout=120)
+    _one_line_error(result, "train", expected)
+    assert {p: p.read_bytes() for p in model_dir.glob("*.json")} == before
+
+
+def test_truncated_train_config_is_named(tiny_data, trained_run, tmp_path):
+    model_dir = _copy_run(trained_run, tmp_path)
+    config = model_dir / "train_config.json"
+    config.write_text(config.read_text()[:100])
+    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS), timeout=120)
+    _one_line_error(result, "train", "train_config.json: unreadable run config")
+
+
+def test_damaged_checkpoint_falls_back_to_the_one_before(tiny_data, trained_run, tmp_path):
+    model_dir = _copy_run(trained_run, tmp_path)
+    data = model_dir / "checkpoints" / "ckpt-8.data-00000-of-00001"
+    damaged = bytearray(data.read_bytes())
+    for i in range(1000, len(damaged), 5000):
+        damaged[i] ^= 0xFF
+    data.write_bytes(damaged)
+
+    evaluated = evaluate(f"--model_dir={model_dir}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(evaluated.stdout.splitlines()[-1])["step"] == 4
+    assert "ckpt-8: unreadable checkpoint (" in evaluated.stderr
+
+    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ckpt-8: unreadable checkpoint (" in result.stderr
+    assert "Resumed from" in result.stderr and "ckpt-4 at step 4" in result.stderr
+    assert json.loads((model_dir / "metrics.json").read_text())["step"] == 8
+    assert len(logged_losses(str(model_dir))) == 8 + 4  # the first run's 8, then steps 5-8
+
+    (model_dir / "checkpoints" / "ckpt-4.index").write_bytes(b"garbage")
+    (model_dir / "checkpoints" / "ckpt-8.index").write_bytes(b"")
+    result = evaluate(f"--model_dir={model_dir}")
+    _one_line_error(result, "evaluate", "checkpoints: no intact checkpoint (")
+
+
+def evaluate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tvn_tf.evaluate", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_evaluate_reads_the_step_from_a_checkpoint_of_any_name(trained_run, tmp_path):
+    model_dir = _copy_run(trained_run, tmp_path)
+    for path in glob.glob(f"{model_dir}/checkpoints/ckpt-8.*"):
+        shutil.copy(path, f"{tmp_path}/mine{os.path.splitext(path)[1]}")
+    result = evaluate(f"--model_dir={model_dir}", f"--checkpoint={tmp_path}/mine")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1])["step"] == 8
+    assert json.loads((model_dir / "metrics.json").read_text())["checkpoint"] == f"{tmp_path}/mine"
+
+
+def test_second_process_on_a_model_dir_is_refused_and_a_killed_one_does_not_block(
+    tiny_data, tmp_path
+):
+    model_dir = tmp_path / "run"
+    first = train(
+        *base_flags(tiny_data["records"], model_dir, "--train_steps=100000", "--eval_clips=1"),
+        wait=False,
+    )
+    try:
+        lock = model_dir / "train.lock"
+        deadline = time.time() + 300
+        while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
+            time.sleep(0.1)
+        assert lock.read_text().strip() == str(first.pid)
+        second = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS), timeout=120)
+        _one_line_error(
+            second, "train", f"is in use by another training process (pid {first.pid}, lock "
+        )
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # The killed run's lock went with it: the same folder trains again.
+    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((model_dir / "metrics.json").read_text())["step"] == 8

@@ -51,13 +51,13 @@ def evaluate(
 ) -> dict:
     """Scores a checkpoint of a run and writes metrics.json; returns the metrics."""
     model, spec, path = model_dir_lib.restore_model(model_dir, checkpoint)
-    try:
-        with open(os.path.join(model_dir, trainer.TRAIN_CONFIG)) as f:
-            run = json.load(f)
-    except FileNotFoundError:
+    # The step comes from the checkpoint itself: a prefix of any name works.
+    step = model_dir_lib.checkpoint_step(path)
+    run = trainer.read_train_config(model_dir)
+    if run is None:
         raise ValueError(
             f"--model_dir={model_dir}: no {trainer.TRAIN_CONFIG}; expected a training run's folder."
-        ) from None
+        )
     data_config = _data_config(run)
     dataset = data_lib.load_dataset(data_config)
     if dataset.class_names != spec.class_names:
@@ -71,6 +71,7 @@ def evaluate(
             f"--groups={groups}: the split {data_config.split} has no {groups} "
             "groups; pick another --groups or --split."
         )
+    data_lib.check_shards(dataset, chosen)
     from tvn_tf.models import architecture as arch_lib
 
     arch = arch_lib.architecture_from_json(spec.architecture, spec.name)
@@ -81,7 +82,6 @@ def evaluate(
         eval_crops=eval_crops or run["train"]["eval_crops"],
     )
     result = trainer.Evaluator(model, dataset, arch, config).evaluate(chosen)
-    step = int(os.path.basename(path).rsplit("-", 1)[-1])
     result.update(
         step=step,
         checkpoint=path,

@@ -6,6 +6,8 @@ Layout, written by `tvn_tf.train` and read by `evaluate`, `export` and
     MODEL_DIR/
       model.json           the ModelSpec: architecture (after scaling and any
                            --image_size override), classes, head, input sampling
+      train_config.json    the recipe, the data and its split (a rerun must keep the split)
+      train.lock           held (flock) by the training process that owns the folder
       checkpoints/ckpt-N*  the last K training checkpoints (tf.train.Checkpoint:
                            model, optimizer, step)
       best/ckpt-N*         the checkpoint with the best validation accuracy
@@ -19,13 +21,19 @@ Layout, written by `tvn_tf.train` and read by `evaluate`, `export` and
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import glob
 import json
 import os
-from typing import Any
+import re
+from typing import IO, Any
+
+from absl import logging
 
 SPEC_FILE = "model.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best"
+LOCK_FILE = "train.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,17 +132,116 @@ def read_spec(model_dir: str) -> ModelSpec:
         raise ValueError(f"{path}: unreadable model spec ({e}).") from None
 
 
-def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
-    """Resolves a checkpoint: None (latest), "best", or an explicit prefix.
+def lock_run(folder: str) -> IO[str]:
+    """Takes the exclusive lock of a run folder that one training process writes.
+
+    The lock is an `flock` on `folder/train.lock`, held while the returned file
+    is open: the kernel drops it when the process ends, even by SIGKILL, so a
+    killed run never blocks its restart. The file holds the owner's pid.
 
     Raises:
-      ValueError: if there is no such checkpoint.
+      ValueError: another process holds the lock (names it and the folder).
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    f = open(path, "a+")  # noqa: SIM115  (the caller holds it open for the run)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "unknown"
+        f.close()
+        raise ValueError(
+            f"--model_dir={folder} is in use by another training process (pid {owner}, "
+            f"lock {path}); wait for it to end, or use another --model_dir."
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message without TensorFlow's op prefix, on one line."""
+    text = str(getattr(error, "message", None) or error)
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    return text.split(" [Op:")[0].strip().splitlines()[0][:300]
+
+
+def verify_checkpoint(path: str) -> None:
+    """Reads every tensor of a checkpoint, so that its checksums are checked.
+
+    Input-pipeline states (variant tensors) cannot be read outside their
+    pipeline and are skipped.
+
+    Raises:
+      ValueError: naming the checkpoint and what is wrong with it.
+    """
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            if dtype != tf.variant:
+                reader.get_tensor(name)
+    except (tf.errors.OpError, RuntimeError, IndexError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable checkpoint ({first_line(e)})") from None
+
+
+def latest_intact_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint of `folder` that reads back whole, or None if there is none.
+
+    Checkpoints are found by their files (`ckpt-N.index`), not through the
+    `checkpoint` state file, which may be stale or damaged. A damaged newer
+    checkpoint (a disk fault, a copy cut short) is skipped with a warning that
+    names it, so the run goes on from the one before.
+
+    Raises:
+      ValueError: checkpoints exist but none is intact (names each).
+    """
+    found = []
+    for index in glob.glob(os.path.join(folder, "*.index")):
+        match = re.search(r"-(\d+)\.index$", index)
+        if match:
+            found.append((int(match.group(1)), index[: -len(".index")]))
+    problems = []
+    for _, path in sorted(found, reverse=True):
+        try:
+            verify_checkpoint(path)
+        except ValueError as e:
+            logging.warning("Skipping %s; trying the checkpoint before it.", e)
+            problems.append(str(e))
+            continue
+        return path
+    if problems:
+        raise ValueError(
+            f"{folder}: no intact checkpoint ({'; '.join(problems)}); move the folder "
+            "away to start over."
+        )
+    return None
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The training step saved in a checkpoint (its `step` variable), or None if it has none."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(path)
+    key = "step/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+
+
+def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
+    """Resolves a checkpoint: None (latest intact), "best", or an explicit prefix.
+
+    Raises:
+      ValueError: if there is no such checkpoint, or it is damaged.
     """
     import tensorflow as tf
 
     if checkpoint in (None, "latest", BEST):
         folder = os.path.join(model_dir, BEST if checkpoint == BEST else CHECKPOINTS)
-        path = tf.train.latest_checkpoint(folder)
+        path = latest_intact_checkpoint(folder)
         if path is None:
             raise ValueError(f"{folder}: no checkpoint found; train first, or pass --checkpoint.")
         return path
@@ -143,6 +250,7 @@ def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
             f"--checkpoint={checkpoint}: no such checkpoint (expected a prefix "
             "like MODEL_DIR/checkpoints/ckpt-100, 'latest' or 'best')."
         )
+    verify_checkpoint(checkpoint)
     return checkpoint
 
 
@@ -162,7 +270,13 @@ def restore_model(model_dir: str, checkpoint: str | None = None):
     spec = read_spec(model_dir)
     path = checkpoint_path(model_dir, checkpoint)
     model = spec.build()
-    tf.train.Checkpoint(model=model).restore(
-        path
-    ).expect_partial().assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(model=model).restore(
+            path
+        ).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ValueError(
+            f"{path} does not fit the model of {os.path.join(model_dir, SPEC_FILE)} "
+            f"({first_line(e)})."
+        ) from None
     return model, spec, path

@@ -255,6 +255,7 @@ def make_avi_dataset(
         videos = [v for v in videos if v.group in set(groups)]
     if not videos:
         raise ValueError(f"No videos for groups {groups} under video_dir={video_dir!r}.")
+    _check_one_decodes(video_dir, videos, groups)
     batch_size, pipelines, pipeline_id = _per_replica(batch_size, input_context)
     repeat = training if repeat is None else repeat
 
@@ -335,6 +336,29 @@ def make_avi_dataset(
         deterministic=not training,
     )
     return _finish(_spread_views(ds, training, num_crops), batch_size, training)
+
+
+def _check_one_decodes(video_dir, videos, groups) -> None:
+    """Stops unless some video decodes: unreadable ones are skipped when met, so a
+    repeated pipeline of nothing but unreadable files would skip forever.
+
+    Costs one decode when the first file is fine.
+
+    Raises:
+      ValueError: naming the folder, the groups and a sample failure.
+    """
+    first_error = None
+    for v in videos:
+        try:
+            video.decode_video(os.path.join(video_dir, v.path), min_frames=1, select=lambda n: [0])
+            return
+        except (video.VideoError, OSError) as e:
+            first_error = first_error or f"{v.path}: {e}"
+    raise ValueError(
+        f"{video_dir}: none of the {len(videos)} videos of groups "
+        f"{sorted({v.group for v in videos}) if groups is None else sorted(groups)} can be "
+        f"decoded (first: {first_error}); expected readable .avi files."
+    )
 
 
 def average_clip_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

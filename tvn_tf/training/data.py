@@ -15,6 +15,7 @@ import os
 
 import tensorflow as tf
 
+from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import layout, pipeline, prepare, records, splits
 
 DATA_FORMATS = ("auto", "tfrecord", "avi")
@@ -111,6 +112,11 @@ def load_dataset(config: DataConfig) -> Dataset:
             f"--data_dir={config.data_dir}: no videos found; expected a folder "
             "from tools/prepare_ucf50.py or a tree <Class>/v_<Class>_gNN_cMM.avi."
         )
+    if config.split == "all" and config.num_validation_groups:
+        raise ValueError(
+            f"--num_validation_groups={config.num_validation_groups} with --split=all: that "
+            "split holds no groups out; use --split=logo or kfold, or drop the flag."
+        )
     num_groups = max(per_group)
     try:
         if config.split == "logo":
@@ -132,7 +138,39 @@ def load_dataset(config: DataConfig) -> Dataset:
         raise ValueError(
             f"--fold={config.fold}: no training videos left in --data_dir={config.data_dir}."
         )
+    # Groups numbered past a gap have no videos: found here, not after training.
+    for side in ("test", "validation"):
+        groups = getattr(split, side)
+        if groups and dataset.num_videos(groups) == 0:
+            raise ValueError(
+                f"--split={config.split} --fold={config.fold}: the {side} groups "
+                f"{list(groups)} have no videos in --data_dir={config.data_dir} (it has "
+                f"groups {list(per_group)})."
+            )
     return dataset
+
+
+def check_shards(dataset: Dataset, groups) -> None:
+    """Reads the TFRecord shards of `groups` once, checksums included.
+
+    A damaged shard would otherwise stop a run with TensorFlow's DataLossError,
+    which does not name the file, and only when the pipeline reaches it (for the
+    test groups: after all of training). Reading is sequential and cheap next to
+    training (README: figures on the demo data). Nothing to do for `.avi` trees.
+
+    Raises:
+      ValueError: naming the first damaged shard.
+    """
+    if not is_prepared(dataset.config):
+        return
+    for path in pipeline.tfrecord_files(dataset.config.data_dir, groups):
+        try:
+            tf.data.TFRecordDataset(path).reduce(0, lambda n, _: n + 1)
+        except tf.errors.DataLossError as e:
+            raise ValueError(
+                f"{path}: damaged TFRecord shard ({model_dir_lib.first_line(e)}); delete "
+                "it and rerun tools/prepare_ucf50.py on the videos to write it again."
+            ) from None
 
 
 def make_clips(

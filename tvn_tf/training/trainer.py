@@ -113,32 +113,106 @@ def _check_config(config: TrainConfig) -> None:
             raise ValueError(f"--{flag}={getattr(config, flag)!r}; expected {expected}.")
 
 
-def check_model_dir(model_dir: str, spec: model_dir_lib.ModelSpec) -> None:
-    """Refuses a model dir that already holds a different model.
+def read_train_config(model_dir: str) -> dict[str, Any] | None:
+    """`MODEL_DIR/train_config.json`, or None if the folder has none.
+
+    Raises:
+      ValueError: the file is unreadable (names it).
+    """
+    path = os.path.join(model_dir, TRAIN_CONFIG)
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        run["split"], run["data"], run["train"]  # noqa: B018  (the keys every reader needs)
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path}: unreadable run config ({e}); restore it, or use a new --model_dir."
+        ) from None
+    return run
+
+
+def _split_flags(data: dict[str, Any]) -> str:
+    flags = ["split", "fold"] + (["num_folds"] if data["split"] == "kfold" else [])
+    return " ".join(f"--{k}={data[k]}" for k in flags + ["num_validation_groups"])
+
+
+def check_model_dir(
+    model_dir: str,
+    spec: model_dir_lib.ModelSpec,
+    data_config: data_lib.DataConfig | None = None,
+    split=None,
+) -> None:
+    """Refuses a model dir that already holds a different model or split.
+
+    A run folder remembers its split: resuming it under another one would train
+    on its test groups, or test on groups it trained on.
 
     Raises:
       ValueError: naming what differs.
     """
-    if not os.path.exists(os.path.join(model_dir, model_dir_lib.SPEC_FILE)):
+    if os.path.exists(os.path.join(model_dir, model_dir_lib.SPEC_FILE)):
+        old = model_dir_lib.read_spec(model_dir)
+        for what, a, b in (
+            ("architecture", old.architecture, spec.architecture),
+            ("classes", old.class_names, spec.class_names),
+            ("head", old.head, spec.head),
+        ):
+            if a != b:
+                detail = (
+                    f"{old.name} at {old.image_size}px vs {spec.name} at {spec.image_size}px"
+                    if what == "architecture"
+                    else f"{len(a)} vs {len(b)}"
+                    if what == "classes"
+                    else f"{a} vs {b}"
+                )
+                raise ValueError(
+                    f"--model_dir={model_dir} holds a different model ({what}: "
+                    f"{detail}); use a new --model_dir or the same flags."
+                )
+    run = read_train_config(model_dir)
+    if run is None or split is None:
         return
-    old = model_dir_lib.read_spec(model_dir)
-    for what, a, b in (
-        ("architecture", old.architecture, spec.architecture),
-        ("classes", old.class_names, spec.class_names),
-        ("head", old.head, spec.head),
-    ):
-        if a != b:
-            detail = (
-                f"{old.name} at {old.image_size}px vs {spec.name} at {spec.image_size}px"
-                if what == "architecture"
-                else f"{len(a)} vs {len(b)}"
-                if what == "classes"
-                else f"{a} vs {b}"
-            )
-            raise ValueError(
-                f"--model_dir={model_dir} holds a different model ({what}: "
-                f"{detail}); use a new --model_dir or the same flags."
-            )
+    new = dataclasses.asdict(split)
+    if {k: list(v) for k, v in run["split"].items()} != {k: list(v) for k, v in new.items()}:
+        raise ValueError(
+            f"--model_dir={model_dir} was trained with {_split_flags(run['data'])} (test "
+            f"groups {list(run['split']['test'])}); this run asks for "
+            f"{_split_flags(data_config.to_json())} (test groups {list(split.test)}). Use a "
+            "new --model_dir, or the run's split flags."
+        )
+
+
+# Flags that change what a checkpoint holds (optimizer slots, loss scale, input state).
+_STATE_FLAGS = ("optimizer", "mixed_precision", "strategy")
+
+
+def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, data_config) -> None:
+    """Restores a training checkpoint; a mismatch names the checkpoint and the flags that differ.
+
+    Raises:
+      ValueError: the checkpoint does not fit this run's model and optimizer.
+    """
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        # The failed restore would log a warning per unmatched value at exit: the
+        # message below says it all.
+        tf.get_logger().setLevel("ERROR")
+        run = read_train_config(config.model_dir) or {"train": {}, "data": {}}
+        now = {**config.to_json(), "data_format": data_config.data_format}
+        was = {**run["train"], "data_format": run["data"].get("data_format")}
+        differ = [
+            f"--{k}={now[k]} (the run's: {was[k]})"
+            for k in (*_STATE_FLAGS, "data_format")
+            if k in was and was[k] != now[k]
+        ]
+        reason = ", ".join(differ) if differ else model_dir_lib.first_line(e)
+        raise ValueError(
+            f"{path} does not fit this run ({reason}); rerun with the flags of "
+            f"{os.path.join(config.model_dir, TRAIN_CONFIG)}, or use a new --model_dir."
+        ) from None
 
 
 class _Progress:
@@ -263,12 +337,25 @@ def train(
     """
     _check_config(config)
     dataset = data_lib.load_dataset(data_config)
-    num_classes = len(dataset.class_names)
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
+    # One writer per folder: a second run on it would interleave checkpoints.
+    with model_dir_lib.lock_run(strategy_lib.write_dir(config.model_dir, strategy)):
+        return _train(config, data_config, dataset, arch, strategy)
+
+
+def _train(
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    dataset: data_lib.Dataset,
+    arch: arch_lib.Architecture,
+    strategy: tf.distribute.Strategy,
+) -> dict[str, Any]:
+    """`train` once the run folder is locked: checks, restore, then the loop."""
+    num_classes = len(dataset.class_names)
     chief = strategy_lib.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -280,23 +367,21 @@ def train(
     spec = model_dir_lib.ModelSpec(
         arch.name, arch.to_json(), dataset.class_names, config.head, config.dropout_rate
     )
-    check_model_dir(config.model_dir, spec)
+    check_model_dir(config.model_dir, spec, data_config, dataset.split)
     num_train = dataset.num_videos(dataset.split.train)
     steps_per_epoch = max(1, num_train // config.batch_size)
     total_steps = config.train_steps or config.epochs * steps_per_epoch
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
-    if chief:
-        model_dir_lib.write_spec(config.model_dir, spec)
-        model_dir_lib.write_json_atomic(
-            os.path.join(config.model_dir, TRAIN_CONFIG),
-            {
-                "train": config.to_json(),
-                "data": data_config.to_json(),
-                "split": dataclasses.asdict(dataset.split),
-                "total_steps": total_steps,
-                "steps_per_epoch": steps_per_epoch,
-            },
+    if warmup_steps and warmup_steps >= total_steps:
+        raise ValueError(
+            f"--warmup_epochs={config.warmup_epochs:g} is {warmup_steps} steps, not shorter "
+            f"than the whole run ({total_steps} steps from --epochs/--train_steps): the "
+            "learning rate would never reach its peak. Lower --warmup_epochs."
         )
+    # A corrupt shard otherwise surfaces mid-run, or after all of training (test groups).
+    data_lib.check_shards(
+        dataset, dataset.split.train + dataset.split.validation + dataset.split.test
+    )
     logging.info(
         "%s: %d classes, %d training videos in groups %s, %d steps (%d per epoch), %d replica(s)",
         arch.name,
@@ -352,10 +437,25 @@ def train(
         os.path.join(out_dir, model_dir_lib.CHECKPOINTS),
         max_to_keep=config.keep_checkpoints,
     )
-    latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS))
+    latest = model_dir_lib.latest_intact_checkpoint(
+        os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS)
+    )
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        _restore(checkpoint, latest, config, data_config)
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    # Only now that every check has passed: a refused rerun leaves the folder as it was.
+    if chief:
+        model_dir_lib.write_spec(config.model_dir, spec)
+        model_dir_lib.write_json_atomic(
+            os.path.join(config.model_dir, TRAIN_CONFIG),
+            {
+                "train": config.to_json(),
+                "data": data_config.to_json(),
+                "split": dataclasses.asdict(dataset.split),
+                "total_steps": total_steps,
+                "steps_per_epoch": steps_per_epoch,
+            },
+        )
     best_manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model, step=step),
         os.path.join(out_dir, model_dir_lib.BEST),
