@@ -323,3 +323,50 @@ def test_a_rerun_right_after_a_kill_writes_every_video_once(tmp_path):
             stored.append(r["source_path"].numpy().decode())
             assert len(r["frames"]) == 30
     assert sorted(stored) == sorted(names)
+
+
+# Says it is ready (argv[3].ready<PID>), then writes one shard of the videos named
+# in argv[4:] once the file argv[3] exists.
+_WRITE_SHARD = r"""
+import os, sys, time
+from tvn_tf.data import layout, records
+entries = [layout.VideoFile(p, "A", 0, 1, i + 1) for i, p in enumerate(sys.argv[4:])]
+open(f"{sys.argv[3]}.ready{os.getpid()}", "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.005)
+records.write_shard(sys.argv[1], entries, sys.argv[2], short_side=0)
+"""
+
+
+def test_two_processes_writing_one_shard_at_once_do_not_mix(tmp_path):
+    # What a rerun does while a killed run's worker still writes the same shard.
+    videos, out = tmp_path / "UCF", tmp_path / "out"
+    source = write_index_video(tmp_path / "source.avi", 30, width=160, height=120)
+    names = [f"A/v_A_g01_c{c:02d}.avi" for c in range(1, 13)]
+    os.makedirs(videos / "A")
+    os.makedirs(out)
+    for name in names:
+        shutil.copy(source, videos / name)
+    go = tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITE_SHARD, str(out / "g01.tfrecord"), str(videos), str(go)]
+            + names,
+            env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 300  # Both import TensorFlow, then start together.
+    while len(list(tmp_path.glob("go.ready*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()[-2000:]
+    assert os.listdir(out) == ["g01.tfrecord"]
+    stored = [
+        records.parse_sequence_example(s)["source_path"].numpy().decode()
+        for s in tf.data.TFRecordDataset(str(out / "g01.tfrecord"))
+    ]
+    assert stored == names
