@@ -2,6 +2,9 @@
 
 import copy
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -73,7 +76,7 @@ def _tvn1_json():
             1,
             "spatial_stride",
             0,
-            r"tvn1 block 1: field 'spatial_stride' is 0; expected an integer >= 1",
+            r"tvn1 block 1: field 'spatial_stride' is 0; expected an integer in \[1, 16\]",
         ),
         (
             3,
@@ -81,8 +84,33 @@ def _tvn1_json():
             1.5,
             r"tvn1 block 3: field 'temporal_stride' is 1.5; expected an integer",
         ),
-        (0, "filters", "64", r"tvn1 block 0: field 'filters' is '64'; expected an integer >= 1"),
-        (0, "repeats", 0, r"field 'repeats' is 0; expected an integer >= 1"),
+        (0, "filters", "64", r"tvn1 block 0: field 'filters' is '64'; expected an integer in"),
+        (0, "repeats", 0, r"field 'repeats' is 0; expected an integer in \[1, 64\]"),
+        (
+            0,
+            "repeats",
+            1e6,
+            r"block 0: field 'repeats' is 1000000.0; expected an integer in \[1, 64\]",
+        ),
+        (
+            1,
+            "filters",
+            100000,
+            r"block 1: field 'filters' is 100000; expected an integer in \[1, 8192\]",
+        ),
+        (
+            2,
+            "expand",
+            10**400,
+            r"block 2: field 'expand' is 1000.*; expected an integer in \[0, 32\]",
+        ),
+        (
+            3,
+            "temporal_kernel",
+            float("inf"),
+            r"field 'temporal_kernel' is inf; expected an integer",
+        ),
+        (3, "squeeze", float("nan"), r"field 'squeeze' is nan; expected a number in"),
         (0, "squeeze", 1.5, r"field 'squeeze' is 1.5; expected a number in \[0, 1\]"),
         (0, "skip", 2, r"field 'skip' is 2; expected 0 or 1"),
         (0, "act", "gelu", r"field 'act' is 'gelu'; expected one of 'relu', 'hswish'"),
@@ -168,3 +196,78 @@ def test_round_filters_keeps_odd_widths_at_one_and_rounds_to_eight():
 def test_scaling_rejects_bad_multipliers(kwargs, expected):
     with pytest.raises(ValueError, match=expected):
         arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        (
+            "image_size",
+            4096,
+            r"tvn1: field 'image_size' is 4096; expected an integer in \[8, 1024\]",
+        ),
+        (
+            "num_frames",
+            10000,
+            r"tvn1: field 'num_frames' is 10000; expected an integer in \[1, 512\]",
+        ),
+        ("frame_stride", -1, r"tvn1: field 'frame_stride' is -1; expected an integer in \[1, 64\]"),
+    ],
+)
+def test_architecture_fields_have_bounds(field, value, expected):
+    data = _tvn1_json()
+    data[field] = value
+    with pytest.raises(ValueError, match=expected):
+        arch_lib.architecture_from_json(data, "tvn1")
+
+
+@pytest.mark.parametrize("streams", [[5], ["a"], [[1, 2]]])
+def test_input_streams_that_are_not_objects_are_refused(streams):
+    with pytest.raises(
+        ValueError, match=r"x: field 'input_streams' is .*; expected a list with one"
+    ):
+        arch_lib.architecture_from_json({"input_streams": streams, "blocks": []}, "x")
+
+
+def test_released_and_flag_scaled_networks_are_within_bounds():
+    for name in RELEASED:
+        arch = arch_lib.get_architecture(name)
+        for kwargs in ({"width": 2.0}, {"depth": 3.0}, {"resolution": 2.0}, {"compound": 3.0}):
+            arch_lib.scale_architecture(arch, **kwargs)  # Validated: no error.
+    with pytest.raises(ValueError, match=r"tvn1_w1000 block 0: field 'filters' is 64000"):
+        arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=1000)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"input_streams": [5]}, "field 'input_streams' is [5]"),
+        (
+            {"repeats": 1e6},
+            "huge block 0: field 'repeats' is 1000000.0; expected an integer in [1, 64]",
+        ),
+    ],
+)
+def test_model_info_on_a_bad_file_prints_one_line(change, expected, tmp_path):
+    data = _tvn1_json()
+    if "repeats" in change:
+        data["blocks"][0]["repeats"] = change["repeats"]
+    else:
+        data.update(change)
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "tvn_tf.model_info", f"--arch_json={path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"model_info: {path}: " + (
+        f"huge: {expected}; expected a list with one JSON object (num_frames, frame_stride, "
+        "image_size)."
+        if "input_streams" in change
+        else f"{expected}."
+    )
+    assert "Traceback" not in result.stderr

@@ -2,8 +2,11 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import av
 import tensorflow as tf
@@ -212,3 +215,158 @@ def test_make_demo_data_layout_and_codec(tmp_path):
     ).read_bytes()
     result = _run("make_demo_data.py", f"--output_dir={tmp_path}", "--num_groups=0")
     assert result.returncode != 0 and "--num_groups" in result.stderr
+
+
+def test_output_dir_reached_through_a_link_into_the_input_is_refused(tmp_path):
+    videos = tmp_path / "UCF"
+    make_tree(videos, classes=("A",), groups=(1,), clips=1, num_frames=4)
+    (tmp_path / "link").symlink_to(videos / "A")
+    before = _snapshot(videos)
+    result = _run(
+        "prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={tmp_path / 'link' / 'out'}"
+    )
+    assert result.returncode != 0 and "inside --input_dir" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _snapshot(videos) == before and not (videos / "A" / "out").exists()
+
+
+def test_linked_folders_are_read_once_and_group_00_is_skipped(tmp_path):
+    videos, out = tmp_path / "UCF", tmp_path / "out"
+    make_tree(videos, classes=("Alpha", "Beta"), groups=(1,), clips=1, num_frames=4)
+    make_tree(tmp_path / "elsewhere", classes=("Gamma",), groups=(1,), clips=1, num_frames=4)
+    write_index_video(videos / "Alpha" / "v_Alpha_g00_c01.avi", 4)
+    (videos / "self").symlink_to(".")  # The whole tree again.
+    (videos / "Again").symlink_to("Alpha")  # One class under a second name.
+    (videos / "Gamma").symlink_to(tmp_path / "elsewhere" / "Gamma")  # A class kept elsewhere.
+    result = _run("prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={out}", "--workers=1")
+    assert result.returncode == 0, result.stderr
+    assert "skipping folder 'self'" in result.stderr
+    assert "skipping folder 'Again'" in result.stderr
+    assert json.loads((out / "classes.json").read_text()) == ["Alpha", "Beta", "Gamma"]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(m["path"], m["status"]) for m in manifest] == [
+        ("Alpha/v_Alpha_g00_c01.avi", "skipped"),
+        ("Alpha/v_Alpha_g01_c01.avi", "ok"),
+        ("Beta/v_Beta_g01_c01.avi", "ok"),
+        ("Gamma/v_Gamma_g01_c01.avi", "ok"),
+    ]
+    assert "group 00" in manifest[0]["reason"]
+    assert "Alpha/v_Alpha_g00_c01.avi" in result.stderr  # Reported with its reason.
+
+
+def _children(pid):
+    """PIDs of the processes whose parent is `pid` (from /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def _alive(pid):
+    """Running, neither gone nor a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_rerun_right_after_a_kill_writes_every_video_once(tmp_path):
+    videos, out = tmp_path / "UCF", tmp_path / "out"
+    source = write_index_video(tmp_path / "source.avi", 30, width=160, height=120)
+    names = []
+    for name in ("Alpha", "Beta"):
+        os.makedirs(videos / name)
+        for group in range(1, 4):
+            for clip in range(1, 5):
+                names.append(f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi")
+                shutil.copy(source, videos / names[-1])
+    flags = [
+        f"{REPO}/tools/prepare_ucf50.py",
+        f"--input_dir={videos}",
+        f"--output_dir={out}",
+        "--workers=2",
+        "--videos_per_shard=1",
+    ]
+    killed = subprocess.Popen(
+        [sys.executable, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while killed.poll() is None and time.monotonic() < deadline:
+        if out.exists() and any(n.endswith(".tfrecord") for n in os.listdir(out)):
+            break
+        time.sleep(0.02)
+    workers = _children(killed.pid)
+    assert workers, "no pool workers seen"
+    os.kill(killed.pid, signal.SIGKILL)  # Its pool workers are orphaned.
+    killed.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers)), "the killed run's workers are still running"
+
+    result = subprocess.run([sys.executable, *flags], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [m["path"] for m in manifest] == sorted(names)
+    assert all(m["status"] == "ok" and m["frames"] == 30 for m in manifest)
+    stored = []
+    for shard in sorted(n for n in os.listdir(out) if n.endswith(".tfrecord")):
+        for serialized in tf.data.TFRecordDataset(str(out / shard)):
+            r = records.parse_sequence_example(serialized)
+            stored.append(r["source_path"].numpy().decode())
+            assert len(r["frames"]) == 30
+    assert sorted(stored) == sorted(names)
+
+
+# Says it is ready (argv[3].ready<PID>), then writes one shard of the videos named
+# in argv[4:] once the file argv[3] exists.
+_WRITE_SHARD = r"""
+import os, sys, time
+from tvn_tf.data import layout, records
+entries = [layout.VideoFile(p, "A", 0, 1, i + 1) for i, p in enumerate(sys.argv[4:])]
+open(f"{sys.argv[3]}.ready{os.getpid()}", "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.005)
+records.write_shard(sys.argv[1], entries, sys.argv[2], short_side=0)
+"""
+
+
+def test_two_processes_writing_one_shard_at_once_do_not_mix(tmp_path):
+    # What a rerun does while a killed run's worker still writes the same shard.
+    videos, out = tmp_path / "UCF", tmp_path / "out"
+    source = write_index_video(tmp_path / "source.avi", 30, width=160, height=120)
+    names = [f"A/v_A_g01_c{c:02d}.avi" for c in range(1, 13)]
+    os.makedirs(videos / "A")
+    os.makedirs(out)
+    for name in names:
+        shutil.copy(source, videos / name)
+    go = tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITE_SHARD, str(out / "g01.tfrecord"), str(videos), str(go)]
+            + names,
+            env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 300  # Both import TensorFlow, then start together.
+    while len(list(tmp_path.glob("go.ready*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()[-2000:]
+    assert os.listdir(out) == ["g01.tfrecord"]
+    stored = [
+        records.parse_sequence_example(s)["source_path"].numpy().decode()
+        for s in tf.data.TFRecordDataset(str(out / "g01.tfrecord"))
+    ]
+    assert stored == names

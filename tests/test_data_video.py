@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from tvn_tf.data import video
-from video_fixtures import frame_indices, write_index_video, write_truncated
+from video_fixtures import (
+    frame_indices,
+    marked_frames,
+    write_index_video,
+    write_rotated_mp4,
+    write_truncated,
+)
 
 
 def test_decodes_every_frame_in_order_with_b_frames(tmp_path):
@@ -90,3 +96,18 @@ def test_write_avi_matches_ucf50_codec(tmp_path):
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.codec_context.codec_tag) == ("mpeg4", "XVID")
         assert (stream.width, stream.height, stream.average_rate) == (320, 240, 25)
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180, 0])
+def test_rotated_phone_video_comes_out_upright(tmp_path, rotation):
+    # Upright: portrait 32 wide x 48 high, the marker top-left; stored turned.
+    path = write_rotated_mp4(tmp_path / "phone.mp4", marked_frames(5, 48, 32), rotation)
+    with av.open(path) as container:
+        stored = next(container.decode(video=0))
+        assert stored.rotation == (-180 if rotation == 180 else rotation)
+        assert (stored.height, stored.width) == ((48, 32) if rotation in (0, 180) else (32, 48))
+    for short_side, shape in ((0, (48, 32)), (16, (24, 16))):
+        decoded = video.decode_video(path, short_side=short_side)
+        assert decoded.frames.shape == (5, *shape, 3)
+        corners = decoded.frames[:, [0, -1]][:, :, [0, -1]].mean(axis=(0, 3))
+        assert corners[0, 0] > 200 and corners.flatten()[1:].max() < 80, corners

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -236,3 +238,82 @@ def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="conversion broke"):
         export_lib.export(fx.model_dir(), str(tmp_path / "out"), dataset, options=options)
     assert os.listdir(tmp_path) == []
+
+
+def _copy_of_the_run(tmp_path):
+    """A private copy of the test run: a test that fails must not delete the shared one."""
+    run = tmp_path / "runs" / "run"
+    shutil.copytree(fx.model_dir(), run)
+    return run
+
+
+@pytest.mark.parametrize("target", ["run", "runs", "link"])
+def test_output_dir_that_is_or_holds_the_model_dir_is_refused(target, tmp_path):
+    run = _copy_of_the_run(tmp_path)
+    (tmp_path / "link").symlink_to(run)  # The same folder by another name.
+    before = sorted(os.listdir(run))
+    output = {"run": run, "runs": run.parent, "link": tmp_path / "link"}[target]
+    result = fx.run_module(
+        "tvn_tf.export",
+        f"--model_dir={run}",
+        f"--output_dir={output}",
+        f"--data_dir={fx.demo_data()}",
+        "--overwrite",
+    )
+    assert result.returncode != 0
+    assert f"--output_dir={output} is or contains --model_dir" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(run)) == before
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_output_dir_that_is_a_file_or_under_one_gets_one_line(under, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("keep me")
+    output = file / "export" if under else file
+    result = fx.run_module(
+        "tvn_tf.export",
+        f"--model_dir={fx.model_dir()}",
+        f"--output_dir={output}",
+        f"--data_dir={fx.demo_data()}",
+        "--overwrite",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    # One line of ours (TensorFlow prints its start-up notes before it).
+    ours = [line for line in result.stderr.splitlines() if line.startswith("export:")]
+    assert len(ours) == 1 and ours[0].startswith(f"export: --output_dir={output}"), ours
+    assert result.stderr.strip().splitlines()[-1] == ours[0]
+    assert file.read_text() == "keep me" and os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(tmp_path):
+    output = tmp_path / "out"
+    args = [
+        f"--model_dir={fx.model_dir()}",
+        f"--output_dir={output}",
+        f"--data_dir={fx.demo_data()}",
+        "--variants=float32",
+        "--calibration_clips=2",
+        "--parity_clips=2",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": fx.ROOT}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "tvn_tf.export", *args],
+        env=env,
+        cwd=fx.ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    leftover = tmp_path / f"out.tmp{killed.pid}"
+    deadline = time.monotonic() + 300
+    while not leftover.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    assert leftover.exists()
+
+    result = fx.run_module("tvn_tf.export", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert "model_float32.tflite" in os.listdir(output)

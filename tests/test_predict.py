@@ -12,6 +12,7 @@ from tests import export_fixtures as fx
 from tvn_tf import predict
 from tvn_tf.data import demo_data
 from tvn_tf.data import video
+from video_fixtures import write_rotated_mp4
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,14 @@ def test_a_missing_model_is_named(avi, tmp_path):
     assert result.returncode != 0
     assert "--model=" in result.stderr and "nope.tflite" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_rotated_phone_video_is_labelled_upright(out, tmp_path):
+    # The same clip, once stored upright and once stored turned with a display matrix.
+    frames = demo_data.render_video(2, 1, 1, num_groups=2, num_frames=12, seed=0)
+    upright = write_rotated_mp4(tmp_path / "upright.mp4", frames, 0)
+    phone = write_rotated_mp4(tmp_path / "phone.mp4", frames, -90)
+    classifier = predict.load_classifier(os.path.join(out, "model_float32.tflite"))
+    expected = predict.predict(upright, classifier)["window_probabilities"]
+    got = predict.predict(phone, classifier)["window_probabilities"]
+    np.testing.assert_allclose(got, expected, atol=0.02)

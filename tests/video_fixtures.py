@@ -90,3 +90,34 @@ def make_tree(
                     )
                 )
     return paths
+
+
+def write_rotated_mp4(path, upright_frames, rotation: int) -> str:
+    """Writes frames as a phone does: stored turned, with a display matrix to turn them back.
+
+    Args:
+      path: The MP4 file to write.
+      upright_frames: uint8 [N, H, W, 3] RGB frames as they should be shown.
+      rotation: The stream's rotation, counter-clockwise degrees as FFmpeg reports
+        it (`frame.rotation`): a multiple of 90. The stored frames are the upright
+        ones turned by -rotation, so that a decoder applying it shows them upright.
+    """
+    stored = [np.ascontiguousarray(np.rot90(f, -rotation // 90)) for f in upright_frames]
+    height, width = stored[0].shape[:2]
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream(
+            "mpeg4", rate=Fraction(25), options={"flags": "+qscale", "global_quality": "236"}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(rotation)  # The display matrix, as phones write it.
+        for frame in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return str(path)
+
+
+def marked_frames(num_frames: int, height: int, width: int) -> np.ndarray:
+    """Dark frames with a white 8x8 square in the top-left corner (which way is up)."""
+    frames = np.full((num_frames, height, width, 3), 40, np.uint8)
+    frames[:, :8, :8] = 255
+    return frames

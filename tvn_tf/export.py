@@ -37,6 +37,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tvn_tf import atomic
 from tvn_tf import data_flags  # noqa: F401  (defines --data_dir, --split, ... as in train)
 
 
@@ -198,10 +199,7 @@ def export(
       tflite.FlexOpsError: a variant needs ops outside TFLite's builtins.
     """
     start = time.perf_counter()
-    from tvn_tf import model_dir as model_dir_lib
-    from tvn_tf.deploy import parity as parity_lib
-    from tvn_tf.deploy import serving, tflite
-    from tvn_tf.models import flops as flops_lib
+    from tvn_tf.deploy import tflite
 
     for variant in options.variants:
         if variant not in tflite.VARIANTS:
@@ -209,8 +207,54 @@ def export(
                 f"--variants: unknown {variant!r}; expected some of {', '.join(tflite.VARIANTS)}."
             )
     output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not options.overwrite:
+    check_output_dir(output_dir, model_dir, dataset.config.data_dir, options.overwrite)
+    # What a killed export left: its temporary folder, or the old output it was replacing.
+    for base in (os.path.basename(output_dir), os.path.basename(output_dir) + ".old"):
+        atomic.remove_stale_temporaries(os.path.dirname(output_dir), base)
+    tmp = atomic.temporary_path(output_dir)
+    try:
+        os.makedirs(tmp)
+    except OSError as e:
+        raise ValueError(f"--output_dir={output_dir}: cannot create it ({e.strerror}).") from None
+    try:
+        report = _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _log(f"done: {output_dir}", start)
+    return report
+
+
+def check_output_dir(output_dir: str, model_dir: str, data_dir: str, overwrite: bool) -> None:
+    """Refuses an output folder that cannot be written or whose replacement would lose data.
+
+    `--overwrite` deletes the old output folder, so it must not be, or contain,
+    the training run or the data (compared as real paths: links and `..` do not
+    hide them); and it replaces folders only, never a file.
+
+    Raises:
+      ValueError: naming `--output_dir` and what is wrong.
+    """
+    real = os.path.realpath(output_dir)
+    for flag, path in (("--model_dir", model_dir), ("--data_dir", data_dir)):
+        if path and os.path.commonpath([real, os.path.realpath(path)]) == real:
+            raise ValueError(
+                f"--output_dir={output_dir} is or contains {flag}={path}; replacing it "
+                "would delete that. Choose another output folder."
+            )
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output_dir={output_dir} is a file; expected a folder to create.")
+    if os.path.exists(output_dir) and not overwrite:
         raise ValueError(f"--output_dir={output_dir} exists; pass --overwrite to replace it.")
+
+
+def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> dict:
+    """`export` after its checks: writes everything into `tmp`, then renames it."""
+    from tvn_tf import model_dir as model_dir_lib
+    from tvn_tf.deploy import parity as parity_lib
+    from tvn_tf.deploy import serving, tflite
+    from tvn_tf.models import flops as flops_lib
+
     model, spec, checkpoint_path = model_dir_lib.restore_model(model_dir, checkpoint)
     if tuple(dataset.class_names) != tuple(spec.class_names):
         raise ValueError(
@@ -227,52 +271,43 @@ def export(
         start,
     )
 
-    os.makedirs(os.path.dirname(output_dir) or ".", exist_ok=True)
-    tmp = f"{output_dir}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        info = model_info(spec, flops_lib.count_flops(model).forward, checkpoint_path)
-        serving.export_saved_model(model, spec, os.path.join(tmp, "saved_model"), info)
-        _log("wrote saved_model/", start)
+    info = model_info(spec, flops_lib.count_flops(model).forward, checkpoint_path)
+    serving.export_saved_model(model, spec, os.path.join(tmp, "saved_model"), info)
+    _log("wrote saved_model/", start)
 
-        reference = parity_lib.keras_logits(model, clips)
-        outputs = {}
-        conversion_model = os.path.join(tmp, ".conversion_saved_model")
-        tflite.save_for_conversion(model, conversion_model)
-        for variant in options.variants:
-            data = tflite.convert(
-                conversion_model,
-                variant,
-                representative_clips=calibration if variant == "int8" else None,
-            )
-            path = os.path.join(tmp, tflite.filename(variant))
-            with open(path, "wb") as f:
-                f.write(data)
-            outputs[variant] = tflite.TFLiteRunner(path, threads=options.threads)(clips)
-            _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
-        shutil.rmtree(conversion_model)
+    reference = parity_lib.keras_logits(model, clips)
+    outputs = {}
+    conversion_model = os.path.join(tmp, ".conversion_saved_model")
+    tflite.save_for_conversion(model, conversion_model)
+    for variant in options.variants:
+        data = tflite.convert(
+            conversion_model,
+            variant,
+            representative_clips=calibration if variant == "int8" else None,
+        )
+        path = os.path.join(tmp, tflite.filename(variant))
+        with open(path, "wb") as f:
+            f.write(data)
+        outputs[variant] = tflite.TFLiteRunner(path, threads=options.threads)(clips)
+        _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
+    shutil.rmtree(conversion_model)
 
-        report = parity_lib.parity_report(reference, labels, outputs)
-        report["eval_groups"] = list(eval_groups)
-        serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
-        with open(os.path.join(tmp, serving.MODEL_INFO_FILE), "w") as f:
-            json.dump(info, f, indent=1)
-            f.write("\n")
-        with open(os.path.join(tmp, PARITY_FILE), "w") as f:
-            json.dump(report, f, indent=1)
-            f.write("\n")
-        if os.path.exists(output_dir):  # --overwrite
-            old = f"{output_dir}.old{os.getpid()}"
-            os.replace(output_dir, old)
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _log(f"done: {output_dir}", start)
+    report = parity_lib.parity_report(reference, labels, outputs)
+    report["eval_groups"] = list(eval_groups)
+    serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
+    with open(os.path.join(tmp, serving.MODEL_INFO_FILE), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(tmp, PARITY_FILE), "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    if os.path.exists(output_dir):  # --overwrite
+        old = atomic.temporary_path(output_dir + ".old")
+        os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, output_dir)
     return report
 
 

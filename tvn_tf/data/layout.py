@@ -95,10 +95,18 @@ class VideoFile:
 
 @dataclasses.dataclass(frozen=True)
 class ScanResult:
-    """The class list and every file found under a dataset root."""
+    """The class list, every file found under a dataset root, and folders skipped.
+
+    Attributes:
+      classes: The sorted class list.
+      files: Every file found, sorted by path.
+      notes: One line per folder not scanned, with the reason (a link to a
+        folder already scanned).
+    """
 
     classes: tuple[str, ...]
     files: tuple[VideoFile, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def videos(self) -> tuple[VideoFile, ...]:
@@ -120,7 +128,10 @@ def scan_videos(
 
     Reads directory entries only (no file is opened), so it is fast on the
     full dataset. Hidden files and folders (name starting with `.`) are
-    ignored; every other file is returned, usable or with a `problem`.
+    ignored; every other file is returned, usable or with a `problem`. A class
+    folder that is a link to a folder already scanned (`self -> .`, or a second
+    name for a class) is skipped with a note, so no video is read twice; links
+    inside class folders are not followed.
 
     Args:
       root: The dataset root, holding one folder per class.
@@ -139,19 +150,31 @@ def scan_videos(
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Dataset root {root!r} is not a directory.")
-    folders = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    class_list = tuple(sorted(classes if classes is not None else folders))
-    label_of = {name: i for i, name in enumerate(class_list)}
-
-    files = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    files, folders, notes = [], [], []
+    real_root, scanned = os.path.realpath(root), []  # Real paths of the class folders.
+    # Real folders first, so that a link is the one skipped when both name a folder.
+    for entry in sorted(os.scandir(root), key=lambda e: (e.is_symlink(), e.name)):
         if entry.name.startswith("."):
             continue
         if entry.is_file():
             files.append(VideoFile(entry.name, None, None, None, None, "not inside a class folder"))
-            continue
-        if not entry.is_dir():
-            continue
+        elif entry.is_dir():
+            real = os.path.realpath(entry.path)
+            # A link to the root or above it holds every class; one into a class, a part.
+            seen = [s for s in scanned if os.path.commonpath([s, real]) in (s, real)]
+            if os.path.commonpath([real, real_root]) == real:
+                seen = [real_root]
+            if seen:
+                notes.append(
+                    f"skipping folder {entry.name!r}: a link to {real}, which overlaps "
+                    f"{seen[0]}, already scanned"
+                )
+            else:
+                scanned.append(real)
+                folders.append(entry)
+    class_list = tuple(sorted(classes if classes is not None else (e.name for e in folders)))
+    label_of = {name: i for i, name in enumerate(class_list)}
+    for entry in folders:
         for dirpath, dirnames, filenames in os.walk(entry.path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
@@ -162,7 +185,7 @@ def scan_videos(
                     _describe(rel.replace(os.sep, "/"), entry.name, label_of, name_pattern)
                 )
     files.sort(key=lambda f: f.path)
-    return ScanResult(class_list, tuple(files))
+    return ScanResult(class_list, tuple(files), tuple(notes))
 
 
 def _describe(
@@ -175,6 +198,8 @@ def _describe(
         problem = f"class folder {folder!r} is not in the class list"
     elif match is None:
         problem = f"file name does not match {name_pattern.pattern!r}"
+    elif group < 1:  # UCF50 numbers groups 01-25; no split selects a group 0.
+        problem = f"group {match.group(1)} in the file name; groups are numbered from 01"
     else:
         problem = ""
     return VideoFile(path, folder, label, group, clip, problem)

@@ -7,9 +7,12 @@ Output folder:
   prepare_config.json              settings and input listing, checked on resume
   .manifest_parts/                 per-shard manifest lines (for resuming)
 
-Resumable and idempotent: a shard is written under a temporary name and
-renamed when complete; a rerun keeps finished shards and writes the rest.
-Nothing is ever written under the input folder.
+Resumable and idempotent: a shard is written under a temporary name unique to
+its process (`tvn_tf.atomic`) and renamed when complete; a rerun keeps finished
+shards, writes the rest and removes the temporary files of dead processes. A
+killed run's pool workers exit within a second, so they do not race the rerun.
+Nothing is ever written under
+the input folder (compared as real paths, so links do not hide it).
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
+import time
 
 from absl import logging
 from tqdm import tqdm
 
+from tvn_tf import atomic
 from tvn_tf.data import layout, records, video
 
 MANIFEST = "manifest.jsonl"
@@ -70,6 +76,8 @@ def prepare_dataset(
     input_dir, output_dir = os.path.abspath(input_dir), os.path.abspath(output_dir)
     _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality)
     scan = layout.scan_videos(input_dir, classes)
+    for note in scan.notes:
+        print(f"Note: {note}.", file=sys.stderr, flush=True)
     print(
         f"Found {len(scan.files)} files in {input_dir}: {len(scan.videos)} videos "
         f"by name in {len(scan.classes)} classes.",
@@ -87,6 +95,8 @@ def prepare_dataset(
         ).hexdigest(),
     }
     os.makedirs(os.path.join(output_dir, PARTS), exist_ok=True)
+    for folder in (output_dir, os.path.join(output_dir, PARTS)):
+        atomic.remove_stale_temporaries(folder)
     _check_or_write_config(output_dir, config)
     _write_atomically(os.path.join(output_dir, CLASSES), json.dumps(list(scan.classes), indent=1))
 
@@ -144,7 +154,8 @@ def prepare_dataset(
 def _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality):
     if not os.path.isdir(input_dir):
         raise ValueError(f"--input_dir={input_dir!r} is not a directory.")
-    if os.path.commonpath([input_dir, output_dir]) == input_dir:
+    real_input = os.path.realpath(input_dir)
+    if os.path.commonpath([real_input, os.path.realpath(output_dir)]) == real_input:
         raise ValueError(
             f"--output_dir={output_dir!r} is inside --input_dir={input_dir!r}; "
             "nothing is ever written under the input folder."
@@ -183,12 +194,23 @@ def _shard_done(output_dir, name):
     )
 
 
-def _init_worker():
-    """One thread per worker process: the processes already use every core."""
+def _init_worker(parent: int):
+    """Sets one TensorFlow thread per worker and makes the worker exit with its parent.
+
+    The processes already use every core. A killed run's workers would otherwise go on with the tasks already queued
+    and then wait for ever on the queue, writing the shards a rerun writes too.
+    """
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _exit_without(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _write_shard_task(task):
@@ -227,7 +249,7 @@ def _run_tasks(tasks, workers, progress, total_videos):
     else:
         # spawn: workers must not inherit a forked TensorFlow runtime.
         with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, maxtasksperchild=64
+            workers, initializer=_init_worker, initargs=(os.getpid(),), maxtasksperchild=64
         ) as pool:
             for _, entries in pool.imap_unordered(_write_shard_task, tasks):
                 report(entries)
@@ -250,7 +272,7 @@ def _check_or_write_config(output_dir, config):
 
 
 def _write_atomically(path, text):
-    tmp = path + ".tmp"
+    tmp = atomic.temporary_path(path)
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)

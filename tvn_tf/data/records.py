@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from tvn_tf import atomic
 from tvn_tf.data import layout, video
 
 LABEL = "label"
@@ -128,8 +129,10 @@ def write_shard(
 ) -> list[dict]:
     """Decodes videos and writes them to one TFRecord shard, atomically.
 
-    The shard is written under a temporary name and renamed when complete, so
-    a file with the final name is always a finished shard.
+    The shard is written under a temporary name unique to this process and
+    renamed when complete, so a file with the final name is always a finished
+    shard, and two processes writing the same shard (a rerun racing a killed
+    run's workers) do not mix their bytes.
 
     Args:
       path: The shard file to write.
@@ -142,7 +145,7 @@ def write_shard(
     Returns:
       One manifest entry per video (see `manifest_entry`).
     """
-    manifest, tmp = [], path + ".tmp"
+    manifest, tmp = [], atomic.temporary_path(path)
     with tf.io.TFRecordWriter(tmp) as writer:
         for entry in entries:
             try:

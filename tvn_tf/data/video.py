@@ -7,6 +7,8 @@ decoder copes with, as found in UCF50:
 - Audio tracks: only the video stream is demuxed.
 - Odd frame sizes (400x226): frames can be resized so the short side has a
   fixed length, keeping the aspect ratio.
+- Rotated videos (phones: a display matrix on the stream): frames come out
+  upright, turned as a player shows them.
 - Packed B-frames (XviD): FFmpeg's MPEG-4 decoder unpacks them; its warnings
   are not forwarded (PyAV leaves FFmpeg logging off by default).
 - Truncated files: the readable frames are kept, minus the ones decoded from
@@ -69,6 +71,18 @@ def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
     return (max(2, 2 * round(height * scale / 2)), max(2, 2 * round(width * scale / 2)))
 
 
+def upright_quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns (0-3) that show a decoded frame upright.
+
+    Phones store frames as the sensor sees them and tag the stream with a
+    display matrix (the `rotate` tag of older tools) saying how to turn them for
+    display; FFmpeg gives it per frame as `frame.rotation`, counter-clockwise
+    degrees. Angles between quarter turns round to the nearest one; mirroring in
+    the matrix is not applied (phones do not write it).
+    """
+    return round((frame.rotation or 0) / 90) % 4
+
+
 def decode_video(
     path: str | os.PathLike,
     *,
@@ -91,7 +105,8 @@ def decode_video(
         (any shape; the result is flattened). None returns every frame.
 
     Returns:
-      The `DecodedVideo`.
+      The `DecodedVideo`; frames are upright (the stream's rotation applied,
+      so a portrait phone video gives portrait frames).
 
     Raises:
       VideoError: empty, not a video, no video stream, or too few readable
@@ -138,12 +153,16 @@ def decode_video(
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         raise ValueError(f"select returned indices outside [0, {n}): {indices}")
     height, width = resized_shape(frames[0].height, frames[0].width, short_side)
+    quarter_turns = upright_quarter_turns(frames[0])
     converted = {}
     for i in indices:
         if i not in converted:
-            converted[i] = frames[i].to_ndarray(
+            stored = frames[i].to_ndarray(
                 width=width, height=height, format="rgb24", interpolation="AREA"
             )
+            converted[i] = np.ascontiguousarray(np.rot90(stored, quarter_turns))
+    if quarter_turns % 2:
+        height, width = width, height
     out = (
         np.stack([converted[i] for i in indices])
         if indices.size

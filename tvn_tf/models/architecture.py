@@ -66,6 +66,26 @@ _OPTIONAL_BLOCK_FIELDS = {
 }
 _REQUIRED_ARCH_FIELDS = ("num_frames", "frame_stride", "image_size", "blocks")
 
+# Allowed (lowest, highest) of the integer fields. The paper's search space is
+# narrower (repeats 1-8, filters 32-2048, kernels and strides 1-8, frames 1-128,
+# resolution 32-320); the highest values leave room for scaled versions
+# (`scale_architecture`) while refusing sizes that would only hang or exhaust
+# memory (a `repeats` of 1e6 builds for ever).
+LIMITS = {
+    "num_frames": (1, 512),
+    "frame_stride": (1, 64),
+    "image_size": (8, 1024),
+    "filters": (1, 8192),
+    "expand": (0, 32),
+    "repeats": (1, 64),
+    "spatial_kernel": (1, 16),
+    "spatial_stride": (1, 16),
+    "temporal_kernel": (1, 16),
+    "temporal_stride": (1, 16),
+    "non_local": (0, 8192),
+    "non_local_pool": (1, 64),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
@@ -137,12 +157,16 @@ def _fail(where: str, field: str, value: Any, allowed: str) -> None:
     raise ValueError(f"{where}: field '{field}' is {value!r}; expected {allowed}.")
 
 
-def _int_field(where: str, data: Mapping[str, Any], field: str, minimum: int) -> int:
+def _int_field(where: str, data: Mapping[str, Any], field: str) -> int:
     value = data[field]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        _fail(where, field, value, f"an integer >= {minimum}")
-    if value < minimum:
-        _fail(where, field, value, f"an integer >= {minimum}")
+    low, high = LIMITS[field]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())  # Also inf and NaN.
+        or not low <= value <= high
+    ):
+        _fail(where, field, value, f"an integer in [{low}, {high}]")
     return int(value)
 
 
@@ -197,23 +221,23 @@ def block_from_json(data: Mapping[str, Any], where: str = "block") -> BlockSpec:
     if isinstance(squeeze, bool) or not isinstance(squeeze, (int, float)) or not 0 <= squeeze <= 1:
         _fail(where, "squeeze", squeeze, "a number in [0, 1]")
     if "non_local_pool" in data:
-        non_local_pool = _int_field(where, data, "non_local_pool", 1)
+        non_local_pool = _int_field(where, data, "non_local_pool")
     else:
         non_local_pool = _OPTIONAL_BLOCK_FIELDS["non_local_pool"][1]
     return BlockSpec(
-        filters=_int_field(where, data, "filters", 1),
-        expand=_int_field(where, data, "expand", 0),
-        repeats=_int_field(where, data, "repeats", 1),
+        filters=_int_field(where, data, "filters"),
+        expand=_int_field(where, data, "expand"),
+        repeats=_int_field(where, data, "repeats"),
         spatial_type=_choice_field(where, data, "spatial_type", SPATIAL_TYPES),
-        spatial_kernel=_int_field(where, data, "spatial_kernel", 1),
-        spatial_stride=_int_field(where, data, "spatial_stride", 1),
+        spatial_kernel=_int_field(where, data, "spatial_kernel"),
+        spatial_stride=_int_field(where, data, "spatial_stride"),
         temporal_type=_choice_field(where, data, "temporal_type", TEMPORAL_TYPES),
-        temporal_kernel=_int_field(where, data, "temporal_kernel", 1),
-        temporal_stride=_int_field(where, data, "temporal_stride", 1),
+        temporal_kernel=_int_field(where, data, "temporal_kernel"),
+        temporal_stride=_int_field(where, data, "temporal_stride"),
         skip=_flag_field(where, data, "skip"),
         squeeze=float(squeeze),
         context_gate=_flag_field(where, data, "context_gate"),
-        non_local=_int_field(where, data, "non_local", 0),
+        non_local=_int_field(where, data, "non_local"),
         non_local_pool=non_local_pool,
         inverted_bottleneck=_flag_field(where, data, "inv-bottle"),
         act=_choice_field(where, data, "act", ACTIVATIONS, "relu"),
@@ -231,6 +255,13 @@ def _flatten_streams(data: Mapping[str, Any], name: str) -> dict[str, Any]:
             "with exactly one input stream (only chains are supported)."
         )
     stream = streams[0]
+    if not isinstance(stream, Mapping):
+        _fail(
+            name,
+            "input_streams",
+            streams,
+            "a list with one JSON object (num_frames, frame_stride, image_size)",
+        )
     flat = {k: stream.get(k) for k in ("num_frames", "frame_stride", "image_size")}
     blocks = []
     for i, block in enumerate(data.get("blocks", [])):
@@ -269,9 +300,9 @@ def architecture_from_json(data: Mapping[str, Any], name: str = "custom") -> Arc
         _fail(name, "blocks", blocks, "a non-empty list of blocks")
     return Architecture(
         name=name,
-        num_frames=_int_field(name, data, "num_frames", 1),
-        frame_stride=_int_field(name, data, "frame_stride", 1),
-        image_size=_int_field(name, data, "image_size", 8),
+        num_frames=_int_field(name, data, "num_frames"),
+        frame_stride=_int_field(name, data, "frame_stride"),
+        image_size=_int_field(name, data, "image_size"),
         blocks=tuple(block_from_json(b, f"{name} block {i}") for i, b in enumerate(blocks)),
     )
 
@@ -318,7 +349,10 @@ def load_architecture_json(path: str | os.PathLike[str]) -> Architecture:
         raise ValueError(f"{path}: cannot read architecture file ({e.strerror}).") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e}).") from None
-    return architecture_from_json(data, name)
+    try:
+        return architecture_from_json(data, name)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
@@ -361,7 +395,8 @@ def scale_architecture(
       their defaults return `arch` itself.
 
     Raises:
-      ValueError: if a multiplier is not positive.
+      ValueError: if a multiplier is not positive, or the scaled architecture
+        is outside `LIMITS` (naming the block, field and value).
     """
     for flag, value in (
         ("resolution", resolution),
@@ -395,10 +430,12 @@ def scale_architecture(
         for k, v in (("r", resolution), ("w", width), ("d", depth), ("f", frames))
         if v != 1
     ]
-    return Architecture(
+    scaled = Architecture(
         name=f"{arch.name}_" + "_".join(parts),
         num_frames=num_frames,
         frame_stride=arch.frame_stride,
         image_size=image_size,
         blocks=blocks,
     )
+    # The same limits as a JSON file: a width of 1000x would only exhaust memory.
+    return architecture_from_json(scaled.to_json(), scaled.name)
