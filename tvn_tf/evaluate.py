@@ -11,7 +11,6 @@ the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 

@@ -30,6 +30,8 @@ from typing import IO, Any
 
 from absl import logging
 
+from tvn_tf import atomic
+
 SPEC_FILE = "model.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -100,7 +102,7 @@ class ModelSpec:
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Writes JSON to `path` through a temporary file, so readers never see half of it."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = atomic.temporary_path(path)
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1)
         f.write("\n")
@@ -123,7 +125,7 @@ def read_spec(model_dir: str) -> ModelSpec:
     try:
         with open(path) as f:
             return ModelSpec.from_json(json.load(f))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ValueError(
             f"{model_dir}: not a model directory (no {SPEC_FILE}); expected the "
             "--model_dir of a training run."

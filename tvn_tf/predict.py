@@ -28,6 +28,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tvn_tf import atomic
+
 FLAGS = flags.FLAGS
 
 
@@ -283,7 +285,7 @@ def plot(result: dict, path: str) -> None:
     axes.set_title(os.path.basename(result["video"]))
     axes.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
+    tmp = atomic.temporary_path(path) + ".png"  # savefig picks the format by suffix.
     figure.savefig(tmp, dpi=100)
     plt.close(figure)
     os.replace(tmp, path)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tvn_tf import atomic
 from tvn_tf.data import pipeline
 
 
@@ -62,7 +63,7 @@ def write_confusion(
     """Writes the confusion matrix as `prefix.csv` and `prefix.png`; returns the paths."""
     matrix = np.asarray(confusion)
     csv_path, png_path = prefix + ".csv", prefix + ".png"
-    tmp = f"{csv_path}.tmp{os.getpid()}"
+    tmp = atomic.temporary_path(csv_path)
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *class_names])
@@ -98,7 +99,7 @@ def write_confusion(
                 )
     ax.set_title(title or "Confusion matrix (videos, row-normalised colour)")
     fig.tight_layout()
-    tmp = f"{png_path}.tmp{os.getpid()}.png"
+    tmp = atomic.temporary_path(png_path) + ".png"  # savefig picks the format by suffix.
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, png_path)
