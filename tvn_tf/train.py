@@ -23,6 +23,8 @@ from absl import logging
 from tvn_tf import data_flags
 from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.training import data as data_lib
+from tvn_tf.training import metrics
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
 from tvn_tf.training import trainer
@@ -177,8 +179,6 @@ def main(argv: list[str]) -> None:
         if FLAGS.cpu_devices > 1:
             strategy_lib.split_cpu(FLAGS.cpu_devices)
         if FLAGS.num_classes:
-            from tvn_tf.training import data as data_lib
-
             found = len(data_lib.load_dataset(data_config).class_names)
             if found != FLAGS.num_classes:
                 raise ValueError(
@@ -210,6 +210,14 @@ def main(argv: list[str]) -> None:
             f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
             f"{result['num_test_videos']} videos; step {result['step']}; "
             f"{result['train_seconds']:.0f} s of training"
+        )
+        # Per class, worst first: a class the run never learned shows here, not only in the PNG.
+        print(f"Per-class {result['split']} video accuracy:")
+        names = data_lib.load_dataset(data_config).class_names
+        print(
+            "\n".join(
+                metrics.per_class_lines(result["per_class_accuracy"], names, result["confusion"])
+            )
         )
 
 

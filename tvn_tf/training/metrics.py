@@ -104,3 +104,42 @@ def write_confusion(
     plt.close(fig)
     os.replace(tmp, png_path)
     return [csv_path, png_path]
+
+
+def classes_below(
+    per_class_accuracy: Sequence[float | None], class_names: Sequence[str], threshold: float = 0.5
+) -> list[str]:
+    """Names of the classes whose accuracy is below `threshold` (classes without videos skipped)."""
+    return [
+        name
+        for name, accuracy in zip(class_names, per_class_accuracy)
+        if accuracy is not None and accuracy < threshold
+    ]
+
+
+def per_class_lines(
+    per_class_accuracy: Sequence[float | None],
+    class_names: Sequence[str],
+    confusion: Sequence[Sequence[int]],
+) -> list[str]:
+    """One line per class, worst first: accuracy, videos, and what its errors were called.
+
+    A run that leaves a class unlearned shows it here in the terminal, with the
+    class that swallowed it, without opening the confusion matrix.
+    """
+    matrix = np.asarray(confusion)
+    width = max(len(name) for name in class_names)
+    order = sorted(
+        (c for c, a in enumerate(per_class_accuracy) if a is not None),
+        key=lambda c: (per_class_accuracy[c], class_names[c]),
+    )
+    lines = []
+    for c in order:
+        row = matrix[c]
+        line = f"  {class_names[c]:<{width}}  {per_class_accuracy[c]:6.1%}  {row[c]}/{row.sum()}"
+        wrong = row.copy()
+        wrong[c] = 0
+        if wrong.any():
+            line += f"  (most often taken for {class_names[int(wrong.argmax())]})"
+        lines.append(line)
+    return lines
