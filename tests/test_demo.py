@@ -1,7 +1,7 @@
 """The demo's guarantees, for real: one seed one result, the per-class report, the seed bench.
 
 Runs TVN-1 scaled down (width x0.25, 32x32 input) for a few steps on a tiny
-prepared demo dataset (4 classes x 5 groups x 2 clips), in subprocesses.
+prepared demo dataset (conftest.tiny_data), in subprocesses.
 """
 
 from __future__ import annotations
@@ -15,28 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tvn_tf.data import demo_data, prepare
+from tvn_tf.data import demo_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    """A prepared 4-class, 5-group demo dataset (TFRecords)."""
-    root = tmp_path_factory.mktemp("demo")
-    videos, out = str(root / "videos"), str(root / "records")
-    demo_data.make_demo_data(
-        videos,
-        num_groups=5,
-        clips_per_group=2,
-        num_frames=12,
-        num_classes=4,
-        workers=1,
-        progress=False,
-    )
-    prepare.prepare_dataset(videos, out, short_side=48, workers=1, progress=False)
-    return out
 
 
 def tiny_flags(data: str, model_dir: str, *extra: str) -> list[str]:
@@ -49,7 +31,7 @@ def tiny_flags(data: str, model_dir: str, *extra: str) -> list[str]:
         "--image_size=32",
         "--batch_size=8",
         "--train_steps=3",
-        "--warmup_epochs=1",
+        "--warmup_epochs=0",
         "--split=logo",
         "--fold=5",
         "--eval_clips=2",
@@ -74,14 +56,16 @@ def model_weights(model_dir: str) -> dict[str, np.ndarray]:
     }
 
 
-def test_one_seed_gives_one_result_and_seeds_differ(records, tmp_path):
+def test_one_seed_gives_one_result_and_seeds_differ(tiny_data, tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         result = run(
             [
                 "-m",
                 "tvn_tf.train",
-                *tiny_flags(records, str(tmp_path / name), f"--seed={seed}", "--deterministic"),
+                *tiny_flags(
+                    tiny_data["records"], str(tmp_path / name), f"--seed={seed}", "--deterministic"
+                ),
             ]
         )
         assert result.returncode == 0, result.stderr[-2000:]
@@ -95,8 +79,8 @@ def test_one_seed_gives_one_result_and_seeds_differ(records, tmp_path):
     assert len(differ) > len(a) // 2, "another seed should give other weights"
 
 
-def test_training_prints_per_class_accuracy_worst_first(records, tmp_path):
-    result = run(["-m", "tvn_tf.train", *tiny_flags(records, str(tmp_path / "run"))])
+def test_training_prints_per_class_accuracy_worst_first(tiny_data, tmp_path):
+    result = run(["-m", "tvn_tf.train", *tiny_flags(tiny_data["records"], str(tmp_path / "run"))])
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     start = lines.index("Per-class test video accuracy:")
@@ -113,9 +97,9 @@ def test_training_prints_per_class_accuracy_worst_first(records, tmp_path):
         assert (done < total) == ("most often taken for" in line)
 
 
-def test_bench_demo_runs_each_seed_fresh_and_ends_with_json(records, tmp_path):
+def test_bench_demo_runs_each_seed_fresh_and_ends_with_json(tiny_data, tmp_path):
     bench = [os.path.join(ROOT, "tools", "bench_demo.py"), "--seeds=2", "--seed=3"]
-    result = run([*bench, *tiny_flags(records, str(tmp_path / "bench"))[1:]])
+    result = run([*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:]])
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     per_seed = [line for line in lines if line.startswith("seed ")]
@@ -135,6 +119,6 @@ def test_bench_demo_runs_each_seed_fresh_and_ends_with_json(records, tmp_path):
     assert sorted(os.listdir(tmp_path / "bench")) == ["seed3", "seed4"]
 
     # Again into the same folder: refused in one line, nothing overwritten.
-    again = run([*bench, *tiny_flags(records, str(tmp_path / "bench"))[1:]])
+    again = run([*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:]])
     assert again.returncode != 0 and "Traceback" not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("bench_demo: --model_dir=")

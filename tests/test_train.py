@@ -21,31 +21,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tvn_tf.data import demo_data, prepare
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 
 TINY_MODEL = ["--model=tvn1", "--width_multiplier=0.25", "--image_size=32"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    """A prepared 4-class, 5-group demo dataset (TFRecords) and its video tree."""
-    root = tmp_path_factory.mktemp("tiny_demo")
-    videos, records = str(root / "videos"), str(root / "records")
-    demo_data.make_demo_data(
-        videos,
-        num_groups=5,
-        clips_per_group=3,
-        num_frames=16,
-        num_classes=4,
-        seed=0,
-        workers=1,
-        progress=False,
-    )
-    prepare.prepare_dataset(videos, records, short_side=64, workers=1, progress=False)
-    return {"videos": videos, "records": records}
 
 
 def train(*args, timeout=600, wait=True):
