@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 
-
 from absl import app
 from absl import flags
 

@@ -32,7 +32,6 @@ import shutil
 import sys
 import time
 
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -295,12 +294,8 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     report = parity_lib.parity_report(reference, labels, outputs)
     report["eval_groups"] = list(eval_groups)
     serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
-    with open(os.path.join(tmp, serving.MODEL_INFO_FILE), "w") as f:
-        json.dump(info, f, indent=1)
-        f.write("\n")
-    with open(os.path.join(tmp, PARITY_FILE), "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
+    model_dir_lib.write_json_atomic(os.path.join(tmp, serving.MODEL_INFO_FILE), info)
+    model_dir_lib.write_json_atomic(os.path.join(tmp, PARITY_FILE), report)
     if os.path.exists(output_dir):  # --overwrite
         old = atomic.temporary_path(output_dir + ".old")
         os.replace(output_dir, old)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-
 from absl import app
 from absl import flags
 from absl import logging
