@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-OPTIMIZERS = ("momentum", "rmsprop")
+OPTIMIZERS = ("momentum", "rmsprop", "adamw")
 
 
 @keras.saving.register_keras_serializable(package="tvn_tf")
@@ -47,9 +47,11 @@ def make_optimizer(
     weight_decay: float = 0.0,
     loss_scaling: bool = False,
 ) -> keras.optimizers.Optimizer:
-    """SGD with momentum (the paper's) or RMSprop, with decoupled weight decay.
+    """SGD with momentum (the paper's), RMSprop or AdamW, with decoupled weight decay.
 
-    Weight decay skips batch-norm parameters and biases. With `loss_scaling`
+    `adamw` is Adam (beta1 = `momentum`, epsilon 1e-7), which scales each
+    parameter's step by its own gradient size; BUILD.md ("The demo recipe")
+    compares it with SGD on the demo data. Weight decay skips batch-norm parameters and biases. With `loss_scaling`
     (float16 training) the optimizer is wrapped in a dynamic loss scaler.
 
     Raises:
@@ -62,6 +64,10 @@ def make_optimizer(
     elif name == "rmsprop":
         optimizer = keras.optimizers.RMSprop(
             schedule, rho=0.9, momentum=momentum, epsilon=1e-3, weight_decay=weight_decay or None
+        )
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            schedule, weight_decay=weight_decay, beta_1=momentum, epsilon=1e-7
         )
     else:
         raise ValueError(f"--optimizer={name!r}; expected one of {', '.join(OPTIMIZERS)}.")
