@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,6 +82,18 @@ def test_warmup_cosine_schedule():
     schedule = optimization.WarmupCosineDecay(0.4, warmup_steps=10, total_steps=110)
     values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
     np.testing.assert_allclose(values, [0, 0.2, 0.4, 0.2, 0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", optimization.OPTIMIZERS)
+def test_every_optimizer_steps_downhill_and_decays_no_bias(name):
+    schedule = optimization.WarmupCosineDecay(0.01, warmup_steps=0, total_steps=10)
+    optimizer = optimization.make_optimizer(name, schedule, weight_decay=0.5)
+    kernel = keras.Variable(np.full(4, 2.0, np.float32), name="kernel")
+    bias = keras.Variable(np.full(4, 2.0, np.float32), name="bias")
+    # Zero gradient for the bias: only weight decay could move it, and it must not.
+    optimizer.apply_gradients([(2 * kernel.value, kernel), (tf.zeros(4), bias)])
+    assert np.all(kernel.numpy() < 2.0)
+    np.testing.assert_array_equal(bias.numpy(), np.full(4, 2.0, np.float32))
 
 
 def test_video_metrics_average_softmax_over_clips():

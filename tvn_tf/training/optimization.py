@@ -51,8 +51,9 @@ def make_optimizer(
 
     `adamw` is Adam (beta1 = `momentum`, epsilon 1e-7), which scales each
     parameter's step by its own gradient size; BUILD.md ("The demo recipe")
-    compares it with SGD on the demo data. Weight decay skips batch-norm parameters and biases. With `loss_scaling`
-    (float16 training) the optimizer is wrapped in a dynamic loss scaler.
+    compares it with SGD on the demo data. Weight decay skips batch-norm
+    parameters and biases. With `loss_scaling` (float16 training) the optimizer
+    is wrapped in a dynamic loss scaler.
 
     Raises:
       ValueError: on an unknown optimizer name.
