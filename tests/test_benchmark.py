@@ -26,6 +26,7 @@ def test_tflite_benchmark_prints_figures_then_one_json_line(out):
         "--runs=5",
         "--warmup=1",
         "--threads=2",
+        "--rounds=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
@@ -37,8 +38,13 @@ def test_tflite_benchmark_prints_figures_then_one_json_line(out):
     info = json.load(open(os.path.join(out, "model_info.json")))
     assert figures["flops"] == info["flops"]
     assert figures["sgemm_gflops"] > 1
-    assert figures["share_of_sgemm"] == pytest.approx(
-        figures["flops"] / (figures["p50_ms"] / 1e3) / 1e9 / figures["sgemm_gflops"], rel=0.02
+    # The median of two paired rounds lies between them.
+    assert figures["rounds"] == 2
+    assert (
+        0
+        < figures["share_of_sgemm_min"]
+        <= figures["share_of_sgemm"]
+        <= figures["share_of_sgemm_max"]
     )
     assert "cores" in figures["machine"]
     text = "\n".join(lines[:-1])
@@ -163,3 +169,18 @@ esac
     log = (tmp_path / "adb.log").read_text()
     assert "push" in log and "--num_threads=4" in log
     assert (tmp_path / "model_int8.benchmark_model.txt").exists()
+
+
+def test_paired_share_divides_each_round_by_its_own_sgemm():
+    from tvn_tf import perf
+
+    calls = []
+    result = perf.paired_share(
+        lambda: calls.append(1), 1e6, rounds=3, runs=7, warmup=2, sgemm_repeats=1, sgemm_size=128
+    )
+    # 2 warm-up calls, then per round one untimed call and its share of the 7 timed ones.
+    assert len(calls) == 2 + 3 + 7 and result.latency.runs == 7
+    assert len(result.shares) == 3 and min(result.shares) <= result.share <= max(result.shares)
+    assert result.sgemm_gflops > 0
+    with pytest.raises(ValueError, match="rounds=3, runs=2"):
+        perf.paired_share(lambda: None, 1e6, rounds=3, runs=2)

@@ -45,6 +45,7 @@ def test_export_writes_every_file(out):
         "model_info.json",
         "model_int8.tflite",
         "parity.json",
+        "quantization_report.csv",
         "saved_model",
     ]
     with open(os.path.join(out, "labels.txt")) as f:
@@ -61,10 +62,21 @@ def test_parity_report_is_within_bounds(out):
     assert 0 <= parity["keras"]["accuracy"] <= 1
     for variant in tflite.VARIANTS:
         figures = parity[variant]
-        assert set(figures) == {"max_abs_diff", "top1_agreement", "accuracy"}
+        assert set(figures) == {
+            "max_abs_diff",
+            "top1_agreement",
+            "accuracy",
+            "latency_p50_ms",
+            "float_layers",
+            "xnnpack_ops",
+            "fallback_ops",
+        }
+        assert figures["latency_p50_ms"] > 0 and figures["xnnpack_ops"] > 0
         assert figures["max_abs_diff"] <= MAX_ABS_DIFF[variant], variant
         assert figures["top1_agreement"] >= MIN_AGREEMENT[variant], variant
     assert parity["float32"]["accuracy"] == parity["keras"]["accuracy"]
+    assert parity["float32"]["fallback_ops"] == []  # XNNPACK runs every float op.
+    assert parity["threads"] == 2 and "cores" in parity["machine"]
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
@@ -317,3 +329,119 @@ def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert "model_float32.tflite" in os.listdir(output)
+
+
+def test_quantization_report_ranks_every_quantized_layer(out):
+    from tvn_tf.deploy import quantization
+
+    layers = quantization.read_report(os.path.join(out, quantization.REPORT_FILE))
+    errors = [layer.rmse_over_scale for layer in layers]
+    assert len(layers) > 20 and errors == sorted(errors, reverse=True)
+    assert sum(layer.share for layer in layers) == pytest.approx(1, abs=0.01)
+    assert len({layer.layer for layer in layers}) == len(layers)  # Names a denylist can use.
+    # Every int8 output is at least rounded: about 1/sqrt(12) steps, never far below.
+    assert all(layer.rmse_over_scale >= 0 and layer.scale > 0 for layer in layers)
+    assert "logits" in {layer.layer for layer in layers}
+    parity = json.load(open(os.path.join(out, "parity.json")))
+    assert set(parity["int8"]["float_layers"]) <= {layer.layer for layer in layers}
+
+
+@pytest.fixture(scope="module")
+def analysis(keras_model, tmp_path_factory):
+    from tvn_tf.deploy import quantization
+
+    model, _ = keras_model
+    path = str(tmp_path_factory.mktemp("q") / "saved_model")
+    tflite.save_for_conversion(model, path)
+    clips = np.random.default_rng(3).uniform(-1, 1, (8, 4, 32, 32, 3)).astype(np.float32)
+    return quantization.analyze(path, clips), clips
+
+
+def _input_dtype_of(data: bytes, op_name: str):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    (op,) = [op for op in interpreter._get_ops_details() if op["op_name"] == op_name]
+    return details[op["inputs"][0]]["dtype"]
+
+
+def test_a_denylisted_layer_stays_float_and_the_rest_int8(analysis, keras_model):
+    analysis, clips = analysis
+    assert analysis.output_layer == "logits"
+    full = analysis.quantized_model(())
+    assert _input_dtype_of(full, "FULLY_CONNECTED") == np.int8
+    kept = analysis.quantized_model(["logits"])
+    assert _input_dtype_of(kept, "FULLY_CONNECTED") == np.float32
+    ops = tflite.op_names(kept)
+    # Float only after the last dequantize: no quantize/dequantize pair inside the network.
+    assert ops.count("DEQUANTIZE") == 1 and ops[-2:] == ["DEQUANTIZE", "FULLY_CONNECTED"]
+    model, _ = keras_model
+    reference = model(clips, training=False).numpy()
+    np.testing.assert_allclose(tflite.TFLiteRunner(kept)(clips), reference, atol=1.0)
+
+
+def test_auto_denylist_stops_at_the_target_and_tries_the_classifier_first(analysis, keras_model):
+    from tvn_tf.deploy import quantization
+
+    analysis, clips = analysis
+    model, _ = keras_model
+    reference = model(clips, training=False).numpy()
+    chosen, trace = quantization.choose_denylist(analysis, clips, reference, target_agreement=0.0)
+    assert chosen == [] and trace == [(0, trace[0][1])]  # Met at once: nothing kept float.
+    # An unreachable target tries every candidate, the classifier first.
+    chosen, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=1.01, max_float_layers=2
+    )
+    assert [count for count, _ in trace] == [0, 1, 2]
+    assert chosen[:1] in ([], ["logits"])
+
+
+def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):
+    ops = tflite.op_names(open(os.path.join(out, "model_float32.tflite"), "rb").read())
+    delegated, fallback = tflite.delegation(os.path.join(out, "model_float32.tflite"))
+    assert len(delegated) == len(ops) and fallback == []
+    # int8 hard-swish and attention have no XNNPACK kernel in this LiteRT: they fall back.
+    delegated, fallback = tflite.delegation(os.path.join(out, "model_int8.tflite"))
+    assert len(delegated) + len(fallback) == len(
+        tflite.op_names(open(os.path.join(out, "model_int8.tflite"), "rb").read())
+    )
+    assert "HARD_SWISH" in fallback and "CONV_2D" not in fallback
+
+
+def test_calibration_clips_are_spread_over_classes_not_the_first_videos():
+    from tvn_tf.training import data as data_lib
+
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
+    spec = model_dir_lib.read_spec(fx.model_dir())
+    # Group 2: 3 classes x 2 videos, in class order; 3 clips must cover all 3 classes.
+    clips, labels = export_lib._spread_clips(dataset, (2,), spec, 3, clips_per_video=1)
+    assert clips.shape == (3, 4, 32, 32, 3)
+    assert sorted(labels.tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "value, parsed",
+    [("auto", "auto"), ("none", ()), ("logits", ("logits",)), (" a, b ,", ("a", "b"))],
+)
+def test_int8_denylist_flag_values(value, parsed):
+    assert export_lib.parse_denylist(value) == parsed
+
+
+def test_unknown_denylist_layer_gives_one_clear_message(tmp_path):
+    output = tmp_path / "out"
+    result = fx.run_module(
+        "tvn_tf.export",
+        f"--model_dir={fx.model_dir()}",
+        f"--output_dir={output}",
+        f"--data_dir={fx.demo_data()}",
+        "--variants=int8",
+        "--int8_denylist=block9/nothing",
+        "--calibration_clips=2",
+        "--parity_clips=2",
+    )
+    assert result.returncode != 0
+    assert "--int8_denylist: no quantized layer named block9/nothing" in result.stderr
+    assert "quantization_report.csv" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []

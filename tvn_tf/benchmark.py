@@ -10,14 +10,19 @@ frames at the model's resolution; TensorFlow with `--threads` intra-op
 threads), or a training run's folder (the Keras model, `tf.function`).
 After `--warmup` runs, `--runs` runs are timed one by one. The machine's fp32
 SGEMM rate is measured in the same process, with numpy's BLAS on `--threads`
-threads, and the model's share of it is `FLOPs / p50 / SGEMM`.
+threads, in `--rounds` rounds alternating with the model's timed runs: each
+round's share is `FLOPs / the round's median latency / the round's SGEMM`, and
+`share_of_sgemm` is the median of the rounds' shares (their min and max show
+the spread). One SGEMM figure alone moves by a third between runs on a shared
+VM; the paired median moves far less (`tvn_tf.perf.PairedShare`).
 
 FLOPs come from `model_info.json` (written by `tvn_tf.export`) beside the
 model, else from the model itself (Keras), else from the TFLite graph.
 
 The last line is one JSON object:
   {"model", "threads", "p50_ms", "p90_ms", "p99_ms", "clips_per_s", "flops",
-   "sgemm_gflops", "share_of_sgemm", "machine"}
+   "sgemm_gflops", "share_of_sgemm", "share_of_sgemm_min", "share_of_sgemm_max",
+   "rounds", "machine"}
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("threads", 2, "Threads for the model and for SGEMM.", lower_bound=1)
     flags.DEFINE_integer("runs", 30, "Timed runs.", lower_bound=1)
     flags.DEFINE_integer("warmup", 5, "Untimed runs first.", lower_bound=0)
-    flags.DEFINE_bool("sgemm", True, "Measure the SGEMM rate (about 1 s).")
+    flags.DEFINE_bool("sgemm", True, "Measure the SGEMM rate (about 3 s per round).")
+    flags.DEFINE_integer(
+        "rounds", 5, "Alternating SGEMM and model rounds (median share).", lower_bound=1
+    )
 
 
 JSON_FIELDS = (
@@ -56,6 +64,9 @@ JSON_FIELDS = (
     "flops",
     "sgemm_gflops",
     "share_of_sgemm",
+    "share_of_sgemm_min",
+    "share_of_sgemm_max",
+    "rounds",
     "machine",
 )
 
@@ -153,21 +164,39 @@ def make_runner(path: str, threads: int):
     )
 
 
+def _rounded(x: float | None, digits: int) -> float | None:
+    return round(x, digits) if x is not None else None
+
+
 def benchmark(
-    path: str, threads: int = 2, runs: int = 30, warmup: int = 5, measure_sgemm: bool = True
+    path: str,
+    threads: int = 2,
+    runs: int = 30,
+    warmup: int = 5,
+    measure_sgemm: bool = True,
+    rounds: int = 5,
 ) -> dict:
     """Times `path` at batch 1; returns the JSON object of the module docstring."""
     from tvn_tf import perf
 
     run, flops, description = make_runner(path, threads)
+    rounds = min(rounds, runs)
     print(
-        f"benchmark: {description}: {warmup} warm-up runs, {runs} timed runs, {threads} threads",
+        f"benchmark: {description}: {warmup} warm-up runs, {runs} timed runs, {threads} threads"
+        + (f", {rounds} rounds against SGEMM" if measure_sgemm and flops else ""),
         file=sys.stderr,
         flush=True,
     )
-    latency = perf.time_runs(run, runs=runs, warmup=warmup)
-    sgemm = perf.sgemm_gflops() if measure_sgemm else None
-    share = (flops / (latency.p50_ms / 1e3) / 1e9 / sgemm) if (flops and sgemm) else None
+    sgemm = share = low = high = None
+    if measure_sgemm and flops:
+        paired = perf.paired_share(run, flops, rounds=rounds, runs=runs, warmup=warmup)
+        latency, sgemm, share = paired.latency, paired.sgemm_gflops, paired.share
+        low, high = min(paired.shares), max(paired.shares)
+    else:
+        latency = perf.time_runs(run, runs=runs, warmup=warmup)
+        sgemm = perf.sgemm_gflops() if measure_sgemm else None
+        rounds = None
+
     return {
         "model": path,
         "threads": threads,
@@ -176,8 +205,11 @@ def benchmark(
         "p99_ms": round(latency.p99_ms, 3),
         "clips_per_s": round(latency.per_second, 2),
         "flops": flops,
-        "sgemm_gflops": round(sgemm, 1) if sgemm else None,
-        "share_of_sgemm": round(share, 4) if share is not None else None,
+        "sgemm_gflops": _rounded(sgemm, 1),
+        "share_of_sgemm": _rounded(share, 4),
+        "share_of_sgemm_min": _rounded(low, 4),
+        "share_of_sgemm_max": _rounded(high, 4),
+        "rounds": rounds,
         "machine": perf.machine_description(),
     }
 
@@ -199,7 +231,11 @@ def describe(result: dict) -> str:
     if result["sgemm_gflops"]:
         line = f"fp32 SGEMM, same run: {result['sgemm_gflops']:.1f} GFLOP/s"
         if result["share_of_sgemm"] is not None:
-            line += f"; the model runs at {result['share_of_sgemm']:.1%} of it"
+            line += (
+                f"; the model runs at {result['share_of_sgemm']:.1%} of it (median of "
+                f"{result['rounds']} paired rounds, {result['share_of_sgemm_min']:.1%}-"
+                f"{result['share_of_sgemm_max']:.1%})"
+            )
         lines.append(line)
     return "\n".join(lines)
 
@@ -213,7 +249,9 @@ def main(argv):
     if "numpy" not in sys.modules:
         os.environ["OPENBLAS_NUM_THREADS"] = str(FLAGS.threads)
     try:
-        result = benchmark(FLAGS.model, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm)
+        result = benchmark(
+            FLAGS.model, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm, FLAGS.rounds
+        )
     except ValueError as e:
         sys.exit(f"benchmark: {e}")
     print(describe(result))

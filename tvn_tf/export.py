@@ -10,16 +10,21 @@ writes, all at once (through a temporary folder renamed at the end):
     OUT/model_float32.tflite      the four TFLite variants (`tvn_tf.deploy.tflite`):
     OUT/model_float16.tflite      float clips [1, frames, size, size, 3] in
     OUT/model_dynamic_int8.tflite [-1, 1] in, logits out
-    OUT/model_int8.tflite         (full integer, calibrated on training clips)
+    OUT/model_int8.tflite         (full integer, calibrated on training clips;
+                                  --int8_denylist layers kept in float)
+    OUT/quantization_report.csv   int8 error per layer, worst first
+                                  (`tvn_tf.deploy.quantization`)
     OUT/labels.txt                one class name per line, in label order
     OUT/model_info.json           frames, stride, resolution, classes, FLOPs
     OUT/parity.json               each variant against the Keras model on
-                                  evaluation clips (`tvn_tf.deploy.parity`)
+                                  evaluation clips, its latency and the
+                                  layers it keeps in float (`tvn_tf.deploy.parity`)
 
 The data and its split default to the training run's (`MODEL_DIR/
 train_config.json`); the data flags of `train` override them. Calibration clips
 come from the training groups, parity clips from the test groups (else the
-validation groups, else the training groups, with a warning).
+validation groups, else the training groups, with a warning); both are spread
+evenly over every class and group.
 """
 
 from __future__ import annotations
@@ -52,7 +57,21 @@ def define_flags() -> None:
         "variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants to write."
     )
     flags.DEFINE_integer(
-        "calibration_clips", 64, "Training clips that calibrate the int8 model.", lower_bound=1
+        "calibration_clips",
+        128,
+        "Training clips that calibrate the int8 model, spread over every class and group.",
+        lower_bound=1,
+    )
+    flags.DEFINE_string(
+        "int8_denylist",
+        "auto",
+        "Layers the int8 model keeps in float: auto (the classifier, then the worst "
+        "layers of quantization_report.csv, added while int8 agrees with float on under "
+        "99% of the calibration clips), none, or layer names from the report's `layer` "
+        "column, comma-separated.",
+    )
+    flags.DEFINE_integer(
+        "latency_runs", 20, "Timed runs per variant for parity.json's latency.", lower_bound=1
     )
     flags.DEFINE_integer(
         "parity_clips", 200, "At most this many evaluation clips for parity.json.", lower_bound=1
@@ -79,14 +98,19 @@ class ExportOptions:
       clips_per_video: Evenly spaced evaluation clips per video.
       threads: Interpreter threads for the parity runs.
       overwrite: Replace an existing output folder.
+      int8_denylist: "auto", "none" or comma-separated layer names (see
+        `tvn_tf.deploy.quantization`).
+      latency_runs: Timed runs per variant (median in `parity.json`).
     """
 
     variants: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "int8")
-    calibration_clips: int = 64
+    calibration_clips: int = 128
     parity_clips: int = 200
     clips_per_video: int = 2
     threads: int = 2
     overwrite: bool = False
+    int8_denylist: str = "auto"
+    latency_runs: int = 20
 
 
 def _log(message: str, start: float) -> None:
@@ -114,18 +138,45 @@ def model_info(spec, flops: int, checkpoint: str) -> dict:
     }
 
 
-def load_clips(dataset, spec, options: ExportOptions, seed: int = 0):
+def _spread_clips(dataset, groups, spec, count: int, clips_per_video: int):
+    """At most `count` evaluation clips of `groups`, evenly spaced over all their videos.
+
+    Videos come in group and class order, so evenly spaced picks cover every
+    group and class instead of the first few videos.
+    """
+    import numpy as np
+
+    from tvn_tf.training import data as data_lib
+
+    total = dataset.num_videos(groups) * clips_per_video
+    keep = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+    ds = data_lib.make_clips(
+        dataset,
+        groups,
+        spec,
+        training=False,
+        batch_size=1,
+        num_clips=clips_per_video,
+        deterministic=True,
+    )
+    clips, labels = [], []
+    for i, (clip, label) in enumerate(ds.as_numpy_iterator()):
+        if i in keep:
+            clips.append(clip)
+            labels.append(label)
+    return np.concatenate(clips), np.concatenate(labels)
+
+
+def load_clips(dataset, spec, options: ExportOptions):
     """Calibration clips from the training groups and evaluation clips with labels.
+
+    Both are evenly spread over their groups' videos (so over every class and
+    group), with evaluation preprocessing: what the model sees when deployed.
 
     Returns:
       `(calibration, eval_clips, eval_labels, eval_groups)`: float32 clips
       `[n, frames, size, size, 3]`, int labels `[n]`, and the groups evaluated.
     """
-    import numpy as np
-
-    from tvn_tf.data import pipeline
-    from tvn_tf.training import data as data_lib
-
     split = dataset.split
     eval_groups = split.test or split.validation or split.train
     if not (split.test or split.validation):
@@ -134,44 +185,18 @@ def load_clips(dataset, spec, options: ExportOptions, seed: int = 0):
             "measured on training clips.",
             file=sys.stderr,
         )
-    common = dict(
-        num_frames=spec.num_frames,
-        frame_stride=spec.frame_stride,
-        image_size=spec.image_size,
-        batch_size=1,
-    )
-    # Calibration: evaluation preprocessing (what the model sees when deployed)
-    # of clips from random starts in the training videos.
-    kwargs = dict(
-        training=True, augment=None, seed=seed, repeat=True, groups=tuple(split.train), **common
-    )
-    if data_lib.is_prepared(dataset.config):
-        ds = pipeline.make_tfrecord_dataset(dataset.config.data_dir, shuffle_buffer=64, **kwargs)
-    else:
-        ds = pipeline.make_avi_dataset(
-            dataset.config.data_dir, classes=dataset.class_names, **kwargs
-        )
-    calibration = np.concatenate(
-        [clips for clips, _ in ds.take(options.calibration_clips).as_numpy_iterator()]
-    )
-    # Evaluation: every k-th clip, so a cap keeps all classes and groups.
-    total = dataset.num_videos(eval_groups) * options.clips_per_video
-    step = max(1, math.ceil(total / options.parity_clips))
-    ds = data_lib.make_clips(
+    train_videos = max(dataset.num_videos(split.train), 1)
+    calibration, _ = _spread_clips(
         dataset,
-        eval_groups,
+        split.train,
         spec,
-        training=False,
-        batch_size=1,
-        num_clips=options.clips_per_video,
-        deterministic=True,
+        options.calibration_clips,
+        clips_per_video=max(1, math.ceil(options.calibration_clips / train_videos)),
     )
-    clips, labels = [], []
-    for i, (clip, label) in enumerate(ds.as_numpy_iterator()):
-        if i % step == 0:
-            clips.append(clip)
-            labels.append(label)
-    return calibration, np.concatenate(clips), np.concatenate(labels), tuple(eval_groups)
+    clips, labels = _spread_clips(
+        dataset, eval_groups, spec, options.parity_clips, options.clips_per_video
+    )
+    return calibration, clips, labels, tuple(eval_groups)
 
 
 def export(
@@ -250,6 +275,7 @@ def check_output_dir(output_dir: str, model_dir: str, data_dir: str, overwrite: 
 def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> dict:
     """`export` after its checks: writes everything into `tmp`, then renames it."""
     from tvn_tf import model_dir as model_dir_lib
+    from tvn_tf import perf
     from tvn_tf.deploy import parity as parity_lib
     from tvn_tf.deploy import serving, tflite
     from tvn_tf.models import flops as flops_lib
@@ -275,24 +301,40 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     _log("wrote saved_model/", start)
 
     reference = parity_lib.keras_logits(model, clips)
-    outputs = {}
+    outputs, extras = {}, {}
     conversion_model = os.path.join(tmp, ".conversion_saved_model")
     tflite.save_for_conversion(model, conversion_model)
     for variant in options.variants:
-        data = tflite.convert(
-            conversion_model,
-            variant,
-            representative_clips=calibration if variant == "int8" else None,
-        )
+        float_layers = []
+        if variant == "int8":
+            data, float_layers = _int8_model(
+                model, conversion_model, calibration, tmp, options, start
+            )
+        else:
+            data = tflite.convert(conversion_model, variant)
         path = os.path.join(tmp, tflite.filename(variant))
         with open(path, "wb") as f:
             f.write(data)
-        outputs[variant] = tflite.TFLiteRunner(path, threads=options.threads)(clips)
+        runner = tflite.TFLiteRunner(path, threads=options.threads)
+        outputs[variant] = runner(clips)
+        latency = perf.time_runs(runner.invoke, runs=options.latency_runs, warmup=2)
+        delegated, fallback = tflite.delegation(data, threads=options.threads)
+        extras[variant] = {
+            "latency_p50_ms": round(latency.p50_ms, 3),
+            "float_layers": float_layers,
+            "xnnpack_ops": len(delegated),
+            "fallback_ops": fallback,
+        }
         _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
     shutil.rmtree(conversion_model)
 
     report = parity_lib.parity_report(reference, labels, outputs)
     report["eval_groups"] = list(eval_groups)
+    report["threads"] = options.threads
+    report["machine"] = perf.machine_description()
+    for variant, extra in extras.items():
+        report[variant].update(extra)
+        print(parity_lib.describe_variant(variant, report), file=sys.stderr, flush=True)
     serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
     model_dir_lib.write_json_atomic(os.path.join(tmp, serving.MODEL_INFO_FILE), info)
     model_dir_lib.write_json_atomic(os.path.join(tmp, PARITY_FILE), report)
@@ -304,6 +346,43 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     else:
         os.replace(tmp, output_dir)
     return report
+
+
+def parse_denylist(value: str) -> str | tuple[str, ...]:
+    """`--int8_denylist`: "auto", "none" (-> `()`), or comma-separated layer names."""
+    value = value.strip()
+    if value == "auto":
+        return "auto"
+    if value == "none":
+        return ()
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"--int8_denylist={value!r}: expected auto, none or layer names.")
+    return names
+
+
+def _int8_model(model, conversion_model, calibration, tmp, options, start):
+    """The full-int8 model and the layers it keeps in float; writes quantization_report.csv."""
+    from tvn_tf.deploy import parity as parity_lib
+    from tvn_tf.deploy import quantization
+
+    analysis = quantization.analyze(conversion_model, calibration)
+    quantization.write_report(analysis.layers, os.path.join(tmp, quantization.REPORT_FILE))
+    worst = "; ".join(
+        f"{layer.layer} ({layer.op}) {layer.rmse_over_scale:.2f}" for layer in analysis.layers[:3]
+    )
+    _log(f"int8 error, worst layers (RMSE in quantization steps): {worst}", start)
+    denylist = parse_denylist(options.int8_denylist)
+    if denylist == "auto":
+        reference = parity_lib.keras_logits(model, calibration)
+        denylist, trace = quantization.choose_denylist(
+            analysis, calibration, reference, threads=options.threads
+        )
+        tried = ", ".join(f"{count} float: {score:.1%}" for count, score in trace)
+        _log(f"--int8_denylist=auto: agreement on the calibration clips with {tried}", start)
+    data = analysis.quantized_model(denylist)
+    _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
+    return data, list(denylist)
 
 
 def dataset_from_flags(model_dir: str):
@@ -341,7 +420,10 @@ def main(argv):
             FLAGS.clips_per_video,
             FLAGS.threads,
             FLAGS.overwrite,
+            FLAGS.int8_denylist,
+            FLAGS.latency_runs,
         )
+        parse_denylist(options.int8_denylist)  # Fails before any work.
         report = export(
             FLAGS.model_dir,
             FLAGS.output_dir,

@@ -36,13 +36,88 @@ def time_runs(fn: Callable[[], object], runs: int = 20, warmup: int = 3) -> Late
         raise ValueError(f"runs is {runs}; expected at least 1.")
     for _ in range(warmup):
         fn()
+    return _latency(_times_ms(fn, runs))
+
+
+def _times_ms(fn: Callable[[], object], runs: int) -> list[float]:
+    """Milliseconds of each of `runs` calls of `fn`, one by one."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def _latency(times: list[float]) -> Latency:
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
-    return Latency(float(p50), float(p90), float(p99), runs)
+    return Latency(float(p50), float(p90), float(p99), len(times))
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedShare:
+    """A model's share of the SGEMM rate, from SGEMM and model timings taken in turns.
+
+    One SGEMM measurement moves by a third from run to run on a shared VM; a
+    share computed from one SGEMM figure and one latency figure moves with it.
+    Measured in alternating rounds, each round's model timing is divided by
+    the SGEMM rate measured just before it, and the median over rounds is kept.
+
+    Attributes:
+      latency: Latency over all rounds' timed runs.
+      sgemm_gflops: Median SGEMM rate over the rounds.
+      shares: Per round, FLOPs / that round's median latency / that round's SGEMM.
+    """
+
+    latency: Latency
+    sgemm_gflops: float
+    shares: tuple[float, ...]
+
+    @property
+    def share(self) -> float:
+        """The median of the per-round shares."""
+        return float(np.median(self.shares))
+
+
+def paired_share(
+    fn: Callable[[], object],
+    flops: float,
+    rounds: int = 5,
+    runs: int = 30,
+    warmup: int = 5,
+    sgemm_repeats: int = 2,
+    sgemm_size: int = 4096,
+) -> PairedShare:
+    """Times `fn` and SGEMM in `rounds` alternating rounds (see `PairedShare`).
+
+    `runs` timed calls of `fn` are split evenly over the rounds; each round
+    starts with one untimed call, since SGEMM just evicted the model's caches.
+
+    Args:
+      fn: One run of the model.
+      flops: FLOPs of one call of `fn`.
+      rounds: SGEMM-then-model rounds.
+      runs: Timed calls of `fn` over all rounds; at least `rounds`.
+      warmup: Untimed calls of `fn` before the first round.
+      sgemm_repeats: Products per SGEMM measurement (`sgemm_gflops`).
+      sgemm_size: Matrix size of each SGEMM measurement.
+
+    Raises:
+      ValueError: `rounds` below 1 or above `runs`.
+    """
+    if rounds < 1 or runs < rounds:
+        raise ValueError(f"rounds={rounds}, runs={runs}: expected 1 <= rounds <= runs.")
+    for _ in range(warmup):
+        fn()
+    times, sgemms, shares = [], [], []
+    per_round = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
+    for count in per_round:
+        sgemms.append(sgemm_gflops(size=sgemm_size, repeats=sgemm_repeats))
+        fn()
+        round_times = _times_ms(fn, count)
+        times += round_times
+        shares.append(flops / (float(np.median(round_times)) / 1e3) / 1e9 / sgemms[-1])
+    return PairedShare(_latency(times), float(np.median(sgemms)), tuple(shares))
 
 
 def sgemm_gflops(size: int = 4096, repeats: int = 5) -> float:
@@ -65,18 +140,30 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+# The instruction sets that decide a CPU's int8 and bfloat16 speed, best first.
+_ISA_FLAGS = ("amx_tile", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+
+
 def machine_description() -> str:
-    """CPU model and core count, e.g. 'Intel(R) Xeon(R) Platinum 8488C, 2 cores, x86_64'."""
-    model = platform.processor() or platform.machine()
+    """CPU model, cores and vector ISA, e.g. 'AMD EPYC, 2 cores, x86_64, avx2'.
+
+    The ISA part lists which of AMX, VNNI, AVX-512 and AVX2 the CPU reports
+    (`/proc/cpuinfo` flags): int8 kernels are several times faster with VNNI,
+    so figures from two CPUs of one name can differ for that reason alone.
+    """
+    model, flags = None, set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and model is None:
                     model = line.split(":", 1)[1].strip()
-                    break
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
+    model = model or platform.processor() or platform.machine()
+    isa = "+".join(name for name in _ISA_FLAGS if name in flags)
+    return f"{model}, {os.cpu_count()} cores, {platform.machine()}" + (f", {isa}" if isa else "")
 
 
 def set_tensorflow_threads(threads: int) -> bool:

@@ -19,8 +19,8 @@ Percentiles: when the output holds several calls of the tool with one timed
 run each (`android_benchmark.sh --repeats=N`), p50, p90 and p99 are those of
 the runs; from a single call with many runs, p50 is the printed median (the
 average if the build prints none) and p90 / p99 are null, since the tool
-does not print them. A phone has no SGEMM figure here: `sgemm_gflops` and
-`share_of_sgemm` are null.
+does not print them. A phone has no SGEMM figure here: `sgemm_gflops`, the
+`share_of_sgemm` fields and `rounds` are null.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ def to_benchmark_json(parsed: dict, model: str, flops: int | None, machine: str)
         "flops": flops,
         "sgemm_gflops": None,
         "share_of_sgemm": None,
+        "share_of_sgemm_min": None,
+        "share_of_sgemm_max": None,
+        "rounds": None,
         "machine": machine,
     }
 

@@ -8,11 +8,19 @@ Keras model's accuracy. The report is `parity.json` in an export:
     {"num_clips": 120, "compared": "logits",
      "keras": {"accuracy": 0.93},
      "float32": {"max_abs_diff": 2e-06, "top1_agreement": 1.0, "accuracy": 0.93},
-     "int8": {"max_abs_diff": 0.41, "top1_agreement": 0.99, "accuracy": 0.92}, ...}
+     "int8": {"max_abs_diff": 0.41, "top1_agreement": 0.99, "accuracy": 0.92,
+              "latency_p50_ms": 13.7, "float_layers": ["logits"],
+              "xnnpack_ops": 71, "fallback_ops": []}, ...}
+
+`export` adds each variant's median latency (batch 1, the report's `threads`),
+the layers it keeps in float (`--int8_denylist`), how many of its ops XNNPACK
+runs and the types of those that fall back to TFLite's kernels
+(`tflite.delegation`).
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 
 import numpy as np
@@ -62,3 +70,24 @@ def parity_report(
     for name, logits in variants.items():
         report[name] = variant_parity(reference, np.asarray(logits), labels)
     return report
+
+
+def describe_variant(name: str, report: dict) -> str:
+    """One line on a variant of a `parity.json` report, as `export` prints it."""
+    entry = report[name]
+    line = (
+        f"{name}: top-1 agreement with Keras {entry['top1_agreement']:.1%}, accuracy "
+        f"{entry['accuracy']:.1%} (Keras {report['keras']['accuracy']:.1%}) on "
+        f"{report['num_clips']} clips"
+    )
+    if "latency_p50_ms" in entry:
+        line += f", {entry['latency_p50_ms']:.2f} ms p50 ({report.get('threads', '?')} threads)"
+    if entry.get("float_layers"):
+        line += f", float layers: {', '.join(entry['float_layers'])}"
+    if entry.get("fallback_ops"):
+        counts = collections.Counter(entry["fallback_ops"])
+        ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in counts.items())
+        line += f", NOT in XNNPACK: {ops}"
+    elif "xnnpack_ops" in entry:
+        line += f", all {entry['xnnpack_ops']} ops in XNNPACK"
+    return line

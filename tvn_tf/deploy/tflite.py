@@ -7,7 +7,9 @@ fails with `FlexOpsError`, naming the ops):
     float16       float16 weights (half the size; CPUs compute in float32)
     dynamic_int8  int8 weights, activations quantised on the fly
     int8          full-integer: int8 weights and activations, calibrated on
-                  representative clips; float32 input and output
+                  representative clips; float32 input and output. `export`
+                  makes it through `quantization` (the debugger's per-layer
+                  report, and layers kept in float with `--int8_denylist`)
 
 Every variant takes the Keras model's input for one clip, float32
 `[1, frames, size, size, 3]` in [-1, 1] (`tvn_tf.data.preprocessing.
@@ -100,22 +102,8 @@ def convert(
     """
     import tensorflow as tf
 
-    check_variant(variant)
-    if variant == "int8" and representative_clips is None:
-        raise ValueError("The int8 variant needs representative_clips to calibrate on.")
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=[SIGNATURE]
-    )
-    # Builtins only: no SELECT_TF_OPS, so a Flex op is a conversion error.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative_dataset(representative_clips)
+    converter = make_converter(saved_model_dir, variant, representative_clips)
+    if variant == "int8":
         # Every op in int8: a kernel without an int8 form fails the conversion
         # instead of silently running in float.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -136,6 +124,35 @@ def convert(
             f"TFLite conversion ({variant}) produced non-builtin ops: {', '.join(custom)}."
         )
     return data
+
+
+def make_converter(
+    saved_model_dir: str, variant: str, representative_clips: Iterable[np.ndarray] | None = None
+):
+    """The `tf.lite.TFLiteConverter` of one variant, builtin ops only (see `convert`).
+
+    `quantization.analyze` starts the int8 model from it too, so both int8
+    paths share the settings.
+    """
+    import tensorflow as tf
+
+    check_variant(variant)
+    if variant == "int8" and representative_clips is None:
+        raise ValueError("The int8 variant needs representative_clips to calibrate on.")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[SIGNATURE]
+    )
+    # Builtins only: no SELECT_TF_OPS, so a Flex op is a conversion error.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative_dataset(representative_clips)
+    return converter
 
 
 def _representative_dataset(clips: Iterable[np.ndarray]):
@@ -218,6 +235,38 @@ class TFLiteRunner:
             self.set_clip(clip)
             outputs.append(self.invoke())
         return np.stack(outputs)
+
+
+def delegation(data_or_path: str | bytes, threads: int = 2) -> tuple[list[str], list[str]]:
+    """Which ops of a `.tflite` model XNNPACK runs, and which fall back to TFLite's own kernels.
+
+    The interpreter applies XNNPACK when tensors are allocated. With delegate
+    node fusion off, every op XNNPACK takes is replaced by a delegate node of
+    its own with the same outputs, so an op whose outputs no delegate node
+    produces runs on TFLite's kernels.
+
+    Args:
+      data_or_path: The `.tflite` file's bytes or path.
+      threads: Interpreter threads (XNNPACK's choice of ops does not depend on it).
+
+    Returns:
+      `(delegated, fallback)`: op types, in execution order.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    kwargs = dict(num_threads=threads, experimental_disable_delegate_node_fusion=True)
+    if isinstance(data_or_path, (bytes, bytearray)):
+        interpreter = Interpreter(model_content=bytes(data_or_path), **kwargs)
+    else:
+        interpreter = Interpreter(model_path=os.fspath(data_or_path), **kwargs)
+    ops = interpreter._get_ops_details()  # No public op listing.
+    interpreter.allocate_tensors()
+    nodes = interpreter._get_ops_details()[len(ops) :]
+    produced = {tensor for node in nodes for tensor in node["outputs"]}
+    delegated, fallback = [], []
+    for op in ops:
+        (delegated if set(op["outputs"]) <= produced else fallback).append(op["op_name"])
+    return delegated, fallback
 
 
 def count_flops(data_or_path: str | bytes) -> int:

@@ -1,0 +1,307 @@
+"""Where int8 error is found and kept out: TensorFlow's QuantizationDebugger on a TVN.
+
+Full-integer TFLite rounds every activation to 256 levels. Where that loses the
+model's decisions, the debugger (`tf.lite.experimental.QuantizationDebugger`)
+says which layer adds the error: it runs an instrumented int8 model in which
+every quantized op's output is compared with the same op computed in float on
+the same (dequantized) inputs. Each layer's error is reported as its RMSE in
+units of its own quantization step (`rmse_over_scale`; about 0.29 is plain
+rounding, well above 1 means the int8 form of that op loses information).
+
+Selective quantization keeps the layers named in a denylist in float (the
+debugger's `denylisted_nodes`); `choose_denylist` picks them for
+`--int8_denylist=auto`: the classifier, then the worst layers by
+`rmse_over_scale`, added one at a time while the int8 model still disagrees
+with the float one on the selection clips, at most `max_float_layers` of them.
+
+    analysis = analyze(saved_model_dir, calibration_clips)
+    write_report(analysis.layers, "quantization_report.csv")
+    denylist = choose_denylist(analysis, selection_clips, reference_logits)
+    data = analysis.quantized_model(denylist)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+REPORT_FILE = "quantization_report.csv"
+REPORT_FIELDS = ("layer", "op", "rmse_over_scale", "share", "scale", "num_elements", "tensor")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerError:
+    """The int8 error one layer adds, from the QuantizationDebugger.
+
+    Attributes:
+      layer: Where in the Keras model, e.g. `block0_0/context_gate/gate/Sigmoid`
+        (`short_name` of `tensor`).
+      op: TFLite op type, e.g. `CONV_2D`, `LOGISTIC`.
+      rmse_over_scale: RMSE of the int8 output against the float op on the same
+        inputs, in quantization steps of that output.
+      share: This layer's part of the sum of `rmse_over_scale` over all layers.
+      scale: The output's quantization step.
+      num_elements: Elements of the output tensor.
+      tensor: The op's output tensor in the TFLite graph (the debugger's name).
+    """
+
+    layer: str
+    op: str
+    rmse_over_scale: float
+    share: float
+    scale: float
+    num_elements: int
+    tensor: str
+
+
+def short_name(tensor: str) -> str:
+    """A TFLite tensor name as a Keras layer path.
+
+    The converter names a fused op's output by all the TF ops fused into it,
+    `;`-separated, each under the model's scope and with Keras' `_1` tracing
+    suffixes: `tvn1_1/block0_0_1/spatial_1/conv_1/act_1/Relu;tvn1_1/...` becomes
+    `block0_0/spatial/conv/act/Relu`. The model's output tensor
+    (`StatefulPartitionedCall:0`, the classifier's) is `logits`.
+    """
+    first = tensor.split(";")[0]
+    parts = first.split("/")
+    if len(parts) < 2:  # The signature's output tensor: the logits.
+        return "logits" if first.startswith("StatefulPartitionedCall") else first
+    *scopes, op = parts[1:]
+    return "/".join([scope.removesuffix("_1") for scope in scopes] + [op])
+
+
+class Analysis:
+    """A calibrated TVN and its per-layer int8 errors; makes int8 models from it.
+
+    Calibration runs once; `quantized_model` with any denylist reuses it.
+
+    Attributes:
+      layers: Per-layer errors, worst first.
+      output_layer: The layer whose output is the model's (the classifier).
+    """
+
+    def __init__(self, debugger, layers: list[LayerError], output_layer: str):
+        self._debugger = debugger
+        self.layers = layers
+        self.output_layer = output_layer
+
+    def quantized_model(self, denylist: Sequence[str] = ()) -> bytes:
+        """The int8 model (float input and output) with `denylist` layers kept in float."""
+        import tensorflow as tf
+
+        tensors = self.tensors(denylist)
+        with _quiet():
+            # Setting the options re-quantizes the calibrated model; no new calibration.
+            self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=tensors or None
+            )
+            return self._debugger.get_nondebug_quantized_model()
+
+    def tensors(self, layers: Sequence[str]) -> list[str]:
+        """The TFLite tensor names of `layers` (short names or tensor names).
+
+        Raises:
+          ValueError: a name that is no quantized layer, naming `--int8_denylist`.
+        """
+        by_name = {}
+        for layer in self.layers:
+            by_name[layer.layer] = by_name[layer.tensor] = layer.tensor
+        unknown = [name for name in layers if name not in by_name]
+        if unknown:
+            raise ValueError(
+                f"--int8_denylist: no quantized layer named {', '.join(unknown)}; the "
+                f"layers are the `layer` column of {REPORT_FILE} (e.g. "
+                f"{', '.join(layer.layer for layer in self.layers[:3])})."
+            )
+        return [by_name[name] for name in layers]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences the debugger's use of the deprecated `tf.lite.Interpreter` (its own choice)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        yield
+
+
+def _clip_generator(clips: np.ndarray):
+    """The debugger's `debug_dataset`: one `[1, frames, size, size, 3]` clip per sample."""
+
+    def generate():
+        for clip in np.asarray(clips, np.float32):
+            yield [clip[None]]
+
+    return generate
+
+
+def analyze(saved_model_dir: str, calibration_clips: np.ndarray) -> Analysis:
+    """Calibrates the model on `calibration_clips` and measures each layer's int8 error.
+
+    The converter allows float builtins next to int8 ones (so that a denylisted
+    layer can run in float), unlike `tflite.convert`'s int8 variant, which
+    fails on an op without an int8 kernel: here such an op would stay float,
+    between a dequantize and a quantize. Every op a TVN uses has an int8
+    kernel (`tflite.convert` makes them all int8-only).
+
+    Args:
+      saved_model_dir: Written by `tflite.save_for_conversion`.
+      calibration_clips: float32 `[n, frames, size, size, 3]`, evaluation
+        preprocessing; both the calibration and the debugger's error
+        measurement run on them.
+
+    Returns:
+      The `Analysis`, its layers worst first.
+    """
+    import tensorflow as tf
+
+    from tvn_tf.deploy import tflite
+
+    clips = np.asarray(calibration_clips, np.float32)
+    if clips.ndim != 5 or not len(clips):
+        raise ValueError(
+            f"calibration clips have shape {clips.shape}; expected [n, frames, size, size, 3]."
+        )
+    # Builtins in int8 or float: a denylisted layer runs in float.
+    converter = tflite.make_converter(saved_model_dir, "int8", clips)
+    with _quiet():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=_clip_generator(clips),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(),
+        )
+        debugger.run()
+    with io.StringIO() as buffer:
+        debugger.layer_statistics_dump(buffer)
+        rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    layers = _layer_errors(rows)
+    # The debugger lists layers in graph order: the last one computes the logits.
+    output = short_name(rows[-1]["tensor_name"]) if rows else ""
+    return Analysis(debugger, layers, output)
+
+
+def _layer_errors(rows: list[dict]) -> list[LayerError]:
+    """`LayerError`s, worst first, from the debugger's CSV rows."""
+    measured = []
+    for row in rows:
+        scale = float(row["scale"])
+        rmse = float(np.sqrt(float(row["mean_squared_error"])))
+        measured.append(
+            (row["tensor_name"], row["op_name"], rmse / scale if scale else 0.0, scale, row)
+        )
+    total = sum(m[2] for m in measured) or 1.0
+    layers = [
+        LayerError(
+            layer=short_name(name),
+            op=op,
+            rmse_over_scale=ratio,
+            share=ratio / total,
+            scale=scale,
+            num_elements=int(float(row["num_elements"])),
+            tensor=name,
+        )
+        for name, op, ratio, scale, row in measured
+    ]
+    return sorted(layers, key=lambda layer: -layer.rmse_over_scale)
+
+
+def write_report(layers: Sequence[LayerError], path: str) -> None:
+    """Writes `quantization_report.csv` (worst layer first) through a temporary file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, REPORT_FIELDS)
+        writer.writeheader()
+        for layer in layers:
+            row = dataclasses.asdict(layer)
+            row["rmse_over_scale"] = f"{layer.rmse_over_scale:.4f}"
+            row["share"] = f"{layer.share:.4f}"
+            row["scale"] = f"{layer.scale:.6g}"
+            writer.writerow(row)
+    os.replace(tmp, path)
+
+
+def read_report(path: str) -> list[LayerError]:
+    """The layers of a `quantization_report.csv`, in file order."""
+    with open(path, newline="") as f:
+        return [
+            LayerError(
+                layer=row["layer"],
+                op=row["op"],
+                rmse_over_scale=float(row["rmse_over_scale"]),
+                share=float(row["share"]),
+                scale=float(row["scale"]),
+                num_elements=int(row["num_elements"]),
+                tensor=row["tensor"],
+            )
+            for row in csv.DictReader(f)
+        ]
+
+
+def agreement(logits: np.ndarray, reference: np.ndarray) -> float:
+    """Share of clips whose top-1 class in `logits` is the one in `reference`."""
+    return float((np.argmax(logits, -1) == np.argmax(reference, -1)).mean())
+
+
+def choose_denylist(
+    analysis: Analysis,
+    clips: np.ndarray,
+    reference: np.ndarray,
+    *,
+    target_agreement: float = 0.99,
+    max_float_layers: int = 4,
+    min_rmse_over_scale: float = 1.0,
+    threads: int = 2,
+) -> tuple[list[str], list[tuple[int, float]]]:
+    """Picks the layers to keep in float (`--int8_denylist=auto`).
+
+    Candidates, in order: the classifier (the layer whose output is the
+    logits), then the layers whose int8 error is above `min_rmse_over_scale`
+    steps, worst first. The classifier comes first because its rounding lands
+    on the logits themselves: one output step (the logit range / 255) flips
+    every clip whose two top logits are closer than that, which on a weak
+    model (small margins) is several percent of the clips, while each inner
+    layer's rounding is damped by the layers after it. Keeping it in float
+    costs one small matrix product and puts the only dequantize at the end.
+
+    Starting from the fully quantized model, candidates are added one at a
+    time while the int8 model's top-1 agreement with `reference` on `clips` is
+    under `target_agreement`, up to `max_float_layers`; the denylist with the
+    best agreement (the shortest among equals) is returned.
+
+    Args:
+      analysis: From `analyze`.
+      clips: Selection clips (training data, never the test clips).
+      reference: The float model's logits on `clips`.
+
+    Returns:
+      `(denylist, trace)`: the chosen layers, and (number of float layers,
+      agreement) for each model tried.
+    """
+    from tvn_tf.deploy import tflite
+
+    output = analysis.output_layer
+    candidates = [output] + [
+        layer.layer
+        for layer in analysis.layers
+        if layer.rmse_over_scale >= min_rmse_over_scale and layer.layer != output
+    ]
+    candidates = candidates[:max_float_layers]
+    best, best_score = [], -1.0
+    trace = []
+    for count in range(len(candidates) + 1):
+        denylist = candidates[:count]
+        data = analysis.quantized_model(denylist)
+        score = agreement(tflite.TFLiteRunner(data, threads=threads)(clips), reference)
+        trace.append((count, score))
+        if score > best_score:
+            best, best_score = denylist, score
+        if score >= target_agreement:
+            break
+    return list(best), trace
