@@ -185,14 +185,16 @@ def make_clips(
     num_crops: int = 1,
     input_context=None,
     with_video_ids: bool = False,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
 ) -> tf.data.Dataset:
     """The clip pipeline over `groups`, sampled and sized for `arch`.
 
     `arch` is anything with `num_frames`, `frame_stride` and `image_size`: an
-    `Architecture`, or the `ModelSpec` of a trained model.
+    `Architecture`, or the `ModelSpec` of a trained model. `deterministic`
+    (`train --deterministic`) keeps one seed's clips in one order; None leaves
+    evaluation ordered and training free.
 
-    See `tvn_tf.data.pipeline.make_dataset` for the other arguments.
+    See `tvn_tf.data.pipeline.make_tfrecord_dataset` for the other arguments.
     """
     config = dataset.config
     kwargs = dict(
@@ -207,13 +209,8 @@ def make_clips(
         num_crops=num_crops,
         input_context=input_context,
         with_video_ids=with_video_ids,
+        deterministic=deterministic,
     )
     if is_prepared(config):
-        ds = pipeline.make_tfrecord_dataset(config.data_dir, **kwargs)
-    else:
-        ds = pipeline.make_avi_dataset(config.data_dir, classes=dataset.class_names, **kwargs)
-    if deterministic:
-        options = tf.data.Options()
-        options.deterministic = True
-        ds = ds.with_options(options)
-    return ds
+        return pipeline.make_tfrecord_dataset(config.data_dir, **kwargs)
+    return pipeline.make_avi_dataset(config.data_dir, classes=dataset.class_names, **kwargs)
