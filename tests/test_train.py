@@ -68,14 +68,21 @@ def final_weights(checkpoint_dir: str) -> dict[str, np.ndarray]:
     }
 
 
-def logged_losses(model_dir: str) -> list[float]:
-    losses = []
-    for event_file in sorted(glob.glob(f"{model_dir}/tensorboard/events.*")):
+def logged_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files in `folder`: tag -> [(step, value)]."""
+    scalars = {}
+    for event_file in sorted(glob.glob(f"{folder}/events.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             for value in event.summary.value:
-                if value.tag == "train/loss":
-                    losses.append(float(tf.make_ndarray(value.tensor)))
-    return losses
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars.setdefault(value.tag, []).append(
+                        (event.step, float(tf.make_ndarray(value.tensor)))
+                    )
+    return scalars
+
+
+def logged_losses(model_dir: str) -> list[float]:
+    return [loss for _, loss in logged_scalars(f"{model_dir}/tensorboard").get("train/loss", [])]
 
 
 def test_warmup_cosine_schedule():
@@ -207,6 +214,8 @@ def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
         "--learning_rate=0.8",
         "--image_size=64",
         "--checkpoint_every=16",
+        "--num_validation_groups=1",
+        "--eval_every=16",
     )
     processes = []
     for index in range(2):
@@ -231,6 +240,20 @@ def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
         np.testing.assert_allclose(chief[name], other[name], rtol=0, atol=1e-6, err_msg=name)
     losses = logged_losses(str(model_dir))
     assert len(losses) == 48 and np.mean(losses[-12:]) < np.mean(losses[:12]), losses
+    # Only the chief evaluates (validation and test); the best checkpoint is its choice,
+    # saved by every worker.
+    evaluated = {tag for tag in logged_scalars(f"{model_dir}/tensorboard") if "accuracy" in tag}
+    assert "validation/video_accuracy" in evaluated and "test/video_accuracy" in evaluated
+    assert [
+        s for s, _ in logged_scalars(f"{model_dir}/tensorboard")["validation/video_accuracy"]
+    ] == [16, 32, 48]
+    other_logs = logged_scalars(f"{model_dir}/.workers/worker1/tb")
+    assert "train/loss" in other_logs
+    assert not [t for t in other_logs if t.startswith(("validation/", "test/"))], other_logs.keys()
+    best = json.loads((model_dir / "best" / "best.json").read_text())
+    for folder in (model_dir, model_dir / ".workers" / "worker1"):
+        assert tf.train.latest_checkpoint(str(folder / "best")).endswith(f"ckpt-{best['step']}")
+    assert json.loads((model_dir / "metrics.json").read_text())["step"] == 48
 
 
 def test_mirrored_over_two_cpu_devices(tiny_data, tmp_path):

@@ -79,3 +79,21 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
         return model_dir
     task_id = strategy.cluster_resolver.task_id
     return os.path.join(model_dir, ".workers", f"worker{task_id}")
+
+
+def from_chief(strategy: tf.distribute.Strategy, flag: bool, chief: bool) -> bool:
+    """The chief's `flag`, on every worker (one all-reduce under multi-worker training).
+
+    For decisions only the chief can take (it alone evaluates) that every worker
+    must follow, such as saving a checkpoint, in which all of them take part.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return flag
+    # Each of this worker's replicas adds its share; only the chief's count.
+    share = float(flag and chief) / len(strategy.extended.worker_devices)
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        strategy.run(lambda: tf.constant(share, tf.float64)),
+        axis=None,
+    )
+    return float(total) > 0.5

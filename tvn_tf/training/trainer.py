@@ -331,6 +331,9 @@ def train(
     Returns:
       The test metrics (see `evaluate`), or the validation metrics when the
       split has no test groups; also written to `MODEL_DIR/metrics.json`.
+      Under multi-worker training only the chief evaluates (validation and
+      test; the others keep the chief's choice of best checkpoint), so the
+      other workers return the step and the training time alone.
 
     Raises:
       ValueError: on bad flags, data or model dir (one line, naming the flag).
@@ -495,7 +498,8 @@ def _train(
     writer = tf.summary.create_file_writer(
         os.path.join(config.model_dir, "tensorboard") if chief else os.path.join(out_dir, "tb")
     )
-    evaluator = Evaluator(model, dataset, arch, config)
+    # Evaluation runs on the chief alone: the weights are the same on every worker.
+    evaluator = Evaluator(model, dataset, arch, config) if chief else None
     if chief and int(step.numpy()) == 0 and config.num_sample_clips:
         _log_sample_clips(dataset, arch, config, writer)
 
@@ -531,16 +535,20 @@ def _train(
                 current == total_steps or config.eval_every and current % config.eval_every == 0
             )
             if validate:
-                result = evaluator.evaluate(dataset.split.validation)
-                _write_scalars(writer, "validation", result, current)
-                progress.write(
-                    f"step {current}: validation video accuracy "
-                    f"{result['video_accuracy']:.3f} (clip {result['clip_accuracy']:.3f})"
-                )
-                if result["video_accuracy"] > best_accuracy:
-                    best_accuracy = result["video_accuracy"]
+                improved = False
+                if chief:
+                    result = evaluator.evaluate(dataset.split.validation)
+                    _write_scalars(writer, "validation", result, current)
+                    progress.write(
+                        f"step {current}: validation video accuracy "
+                        f"{result['video_accuracy']:.3f} (clip {result['clip_accuracy']:.3f})"
+                    )
+                    improved = result["video_accuracy"] > best_accuracy
+                # Every worker takes part in a save, so every worker learns the chief's choice.
+                if strategy_lib.from_chief(strategy, improved, chief):
                     best_manager.save(checkpoint_number=current)
                     if chief:
+                        best_accuracy = result["video_accuracy"]
                         model_dir_lib.write_json_atomic(
                             best_file, {"step": current, "video_accuracy": best_accuracy}
                         )
@@ -551,13 +559,12 @@ def _train(
 
     groups = dataset.split.test or dataset.split.validation
     result = {"step": int(step.numpy())}
-    if groups:
+    if groups and chief:
         result.update(evaluator.evaluate(groups))
         result["split"] = "test" if dataset.split.test else "validation"
         result["groups"] = list(groups)
         _write_scalars(writer, result["split"], result, int(step.numpy()))
-        if chief:
-            write_metrics(config.model_dir, result, dataset.class_names)
+        write_metrics(config.model_dir, result, dataset.class_names)
     result["train_seconds"] = elapsed
     writer.flush()
     return result
