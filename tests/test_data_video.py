@@ -35,8 +35,13 @@ def test_audio_track_is_ignored(tmp_path):
 
 
 def test_30_fps(tmp_path):
-    decoded = video.decode_video(write_index_video(tmp_path / "30.avi", 10, fps=30))
+    seen = []
+    decoded = video.decode_video(
+        write_index_video(tmp_path / "30.avi", 10, fps=30),
+        select=lambda n, fps: seen.append(fps) or range(n),
+    )
     assert decoded.fps == pytest.approx(30.0)
+    assert seen == [decoded.fps]  # `select` sees the rate the decoder returns: one source.
     assert frame_indices(decoded.frames) == list(range(10))
 
 
@@ -50,7 +55,7 @@ def test_odd_size_resized_to_short_side(tmp_path):
 
 def test_select_converts_only_chosen_frames(tmp_path):
     path = write_index_video(tmp_path / "v.avi", 12)
-    decoded = video.decode_video(path, select=lambda n: np.array([[n - 1, 0], [5, 5]]))
+    decoded = video.decode_video(path, select=lambda n, fps: np.array([[n - 1, 0], [5, 5]]))
     assert decoded.num_frames == 12
     assert list(decoded.indices) == [11, 0, 5, 5]
     assert frame_indices(decoded.frames) == [11, 0, 5, 5]

@@ -184,12 +184,10 @@ def predict(
 
     if not os.path.isfile(video_path):
         raise ValueError(f"{video_path}: no such file.")
-    decoded_fps = []
 
-    def select(n):
-        fps = _fps(video_path)
-        decoded_fps.append(fps)
-        hop = round(hop_seconds * fps)
+    def select(n, fps):
+        # The decoder's frame rate, the same that times the windows below.
+        hop = round(hop_seconds * (fps or DEFAULT_FPS))
         return window_indices(n, classifier.num_frames, classifier.frame_stride, hop)
 
     try:
@@ -232,15 +230,6 @@ def predict(
         "class_names": classifier.class_names,
         "window_probabilities": probabilities,
     }
-
-
-def _fps(path: str) -> float:
-    import av
-
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        return float(rate) if rate else DEFAULT_FPS
 
 
 def format_text(result: dict) -> str:

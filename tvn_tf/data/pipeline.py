@@ -298,7 +298,7 @@ def make_avi_dataset(
             frames = tf.py_function(
                 lambda p, s: read(
                     p,
-                    lambda n: sampling.training_indices(
+                    lambda n, fps: sampling.training_indices(
                         n, num_frames, frame_stride, s, num_clips
                     ).numpy(),
                 ),
@@ -325,7 +325,7 @@ def make_avi_dataset(
             frames = tf.py_function(
                 lambda p: read(
                     p,
-                    lambda n: sampling.evaluation_indices(
+                    lambda n, fps: sampling.evaluation_indices(
                         n, num_frames, frame_stride, num_clips
                     ).numpy(),
                 ),
@@ -359,7 +359,9 @@ def _check_one_decodes(video_dir, videos, groups) -> None:
     first_error = None
     for v in videos:
         try:
-            video.decode_video(os.path.join(video_dir, v.path), min_frames=1, select=lambda n: [0])
+            video.decode_video(
+                os.path.join(video_dir, v.path), min_frames=1, select=lambda n, fps: [0]
+            )
             return
         except (video.VideoError, OSError) as e:
             first_error = first_error or f"{v.path}: {e}"

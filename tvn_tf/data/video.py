@@ -88,7 +88,7 @@ def decode_video(
     *,
     short_side: int = 0,
     min_frames: int = DEFAULT_MIN_FRAMES,
-    select: Callable[[int], np.ndarray] | None = None,
+    select: Callable[[int, float], np.ndarray] | None = None,
 ) -> DecodedVideo:
     """Decodes a video file to RGB frames.
 
@@ -101,8 +101,9 @@ def decode_video(
       short_side: Resize frames so that their short side has this length;
         0 keeps the stored size.
       min_frames: Reject files with fewer readable frames than this.
-      select: Maps the number of readable frames to the indices to return
-        (any shape; the result is flattened). None returns every frame.
+      select: Maps the number of readable frames and the frame rate (the
+        `fps` returned, 0.0 when unknown) to the indices to return (any
+        shape; the result is flattened). None returns every frame.
 
     Returns:
       The `DecodedVideo`; frames are upright (the stream's rotation applied,
@@ -149,7 +150,9 @@ def decode_video(
         raise VideoError(f"too few readable frames ({reason}; need {max(min_frames, 1)})")
 
     n = len(frames)
-    indices = np.arange(n) if select is None else np.asarray(select(n), dtype=np.int64).reshape(-1)
+    indices = (
+        np.arange(n) if select is None else np.asarray(select(n, fps), dtype=np.int64).reshape(-1)
+    )
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         raise ValueError(f"select returned indices outside [0, {n}): {indices}")
     height, width = resized_shape(frames[0].height, frames[0].width, short_side)
