@@ -252,6 +252,24 @@ def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_evaluate_and_export_read_a_run_without_train_config_alike(tmp_path):
+    # A model folder written by other means: both binaries take the data flags alone.
+    run = _copy_of_the_run(tmp_path)
+    assert not os.path.exists(run / "train_config.json")
+    for module, *args in (
+        ("tvn_tf.evaluate",),
+        ("tvn_tf.export", f"--output_dir={tmp_path / 'out'}"),
+    ):
+        result = fx.run_module(module, f"--model_dir={run}", *args)
+        assert result.returncode != 0
+        assert f"--data_dir is required: {run} has no train_config.json" in result.stderr
+    evaluated = fx.run_module(
+        "tvn_tf.evaluate", f"--model_dir={run}", f"--data_dir={fx.demo_data()}", "--fold=2"
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["groups"] == [2]
+
+
 def _copy_of_the_run(tmp_path):
     """A private copy of the test run: a test that fails must not delete the shared one."""
     run = tmp_path / "runs" / "run"

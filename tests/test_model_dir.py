@@ -110,3 +110,21 @@ def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
     )
     held.close()
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_data_config_lays_the_given_data_flags_over_the_runs(tmp_path):
+    stored = {"data_dir": "/data/a", "data_format": "tfrecord", "split": "kfold", "fold": 3}
+    stored.update(num_folds=5, num_validation_groups=1)
+    (tmp_path / "train_config.json").write_text(
+        json.dumps({"train": {}, "data": stored, "split": {}})
+    )
+    defaults = {"data_dir": None, "split": "logo", "fold": 1, "num_validation_groups": 0}
+    config = model_dir_lib.data_config(str(tmp_path), {"fold": 2}, defaults)
+    assert config.to_json() == {**stored, "fold": 2}  # The run's split, not the flags' defaults.
+    # Without train_config.json: the given flags over their defaults, and data_dir is needed.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    config = model_dir_lib.data_config(str(bare), {"data_dir": "/data/b"}, defaults)
+    assert (config.data_dir, config.split, config.fold) == ("/data/b", "logo", 1)
+    with pytest.raises(ValueError, match="--data_dir is required: .*bare has no train_config.json"):
+        model_dir_lib.data_config(str(bare), {"fold": 2}, defaults)

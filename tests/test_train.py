@@ -391,6 +391,15 @@ def trained_run(tiny_data, tmp_path_factory):
     return model_dir
 
 
+def test_model_dir_docstring_names_every_file_a_run_writes(trained_run):
+    from tvn_tf import model_dir as model_dir_lib
+
+    written = {p.name + "/" if p.is_dir() else p.name for p in trained_run.iterdir()}
+    written |= {p.name for p in (trained_run / "checkpoints").iterdir() if "ckpt-" not in p.name}
+    assert written >= {"model.json", "train_config.json", "metrics.json", "tensorboard/"}
+    assert [name for name in written if name not in model_dir_lib.__doc__] == []
+
+
 def _copy_run(trained_run, tmp_path):
     return shutil.copytree(trained_run, tmp_path / "run")
 

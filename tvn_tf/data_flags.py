@@ -1,9 +1,12 @@
-"""Flags that name the data and its split, shared by `train` and `evaluate`."""
+"""Flags that name the data and its split, shared by `train`, `evaluate` and `export`."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
 
+from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.training import data as data_lib
 
 FLAGS = flags.FLAGS
@@ -50,11 +53,20 @@ def data_config_from_flags() -> data_lib.DataConfig:
     """
     if not FLAGS.data_dir:
         raise ValueError("--data_dir is required (see README: demo data or UCF50).")
-    return data_lib.DataConfig(
-        data_dir=FLAGS.data_dir,
-        data_format=FLAGS.data_format,
-        split=FLAGS.split,
-        fold=FLAGS.fold,
-        num_folds=FLAGS.num_folds,
-        num_validation_groups=FLAGS.num_validation_groups,
-    )
+    return data_lib.DataConfig(**{name: FLAGS[name].value for name in _NAMES})
+
+
+def data_config_of_run(model_dir: str) -> data_lib.DataConfig:
+    """A trained run's data and split, with the data flags given on the command line on top.
+
+    The rule is `tvn_tf.model_dir.data_config`'s.
+
+    Raises:
+      ValueError: no data folder is known, or the run's config is unreadable.
+    """
+    given = {name: FLAGS[name].value for name in _NAMES if FLAGS[name].present}
+    defaults = {name: FLAGS[name].default for name in _NAMES}
+    return model_dir_lib.data_config(model_dir, given, defaults)
+
+
+_NAMES = tuple(field.name for field in dataclasses.fields(data_lib.DataConfig))

@@ -3,7 +3,8 @@
     python -m tvn_tf.evaluate --model_dir=runs/tvn1_fold1 [--checkpoint=best]
 
 By default the data folder and split are the training run's
-(MODEL_DIR/train_config.json); flags override them. Writes
+(MODEL_DIR/train_config.json); data flags given override them, by the rule
+export follows too (`tvn_tf.model_dir.data_config`). Writes
 MODEL_DIR/metrics.json (clip and video accuracy, top-5, per-class accuracy,
 the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary.
 """
@@ -16,7 +17,7 @@ import sys
 from absl import app
 from absl import flags
 
-from tvn_tf import data_flags  # noqa: F401  (defines --data_dir, --split, --fold, ...)
+from tvn_tf import data_flags
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.training import data as data_lib
 from tvn_tf.training import trainer
@@ -30,33 +31,24 @@ flags.DEFINE_integer("batch_size", 32, "Clips per batch.", lower_bound=1)
 flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")
 
 
-def _data_config(run: dict) -> data_lib.DataConfig:
-    """The run's data config, with any data flag given on the command line on top."""
-    values = dict(run["data"])
-    for name in ("data_dir", "data_format", "split", "fold", "num_folds", "num_validation_groups"):
-        if FLAGS[name].present:
-            values[name] = FLAGS[name].value
-    return data_lib.DataConfig(**values)
-
-
 def evaluate(
     model_dir: str,
+    data_config: data_lib.DataConfig,
     checkpoint: str = "latest",
     groups: str = "test",
     eval_clips: int | None = None,
     eval_crops: int | None = None,
     batch_size: int = 32,
 ) -> dict:
-    """Scores a checkpoint of a run and writes metrics.json; returns the metrics."""
+    """Scores a checkpoint of a run and writes metrics.json; returns the metrics.
+
+    `data_config` is the data and split to score on (`data_flags.data_config_of_run`);
+    `eval_clips` and `eval_crops` default to the run's, else the training defaults.
+    """
     model, spec, path = model_dir_lib.restore_model(model_dir, checkpoint)
     # The step comes from the checkpoint itself: a prefix of any name works.
     step = model_dir_lib.checkpoint_step(path)
-    run = trainer.read_train_config(model_dir)
-    if run is None:
-        raise ValueError(
-            f"--model_dir={model_dir}: no {trainer.TRAIN_CONFIG}; expected a training run's folder."
-        )
-    data_config = _data_config(run)
+    run_train = (model_dir_lib.read_train_config(model_dir) or {"train": {}})["train"]
     dataset = data_lib.load_dataset(data_config)
     if dataset.class_names != spec.class_names:
         raise ValueError(
@@ -76,8 +68,8 @@ def evaluate(
     config = trainer.TrainConfig(
         model_dir=model_dir,
         batch_size=batch_size,
-        eval_clips=eval_clips or run["train"]["eval_clips"],
-        eval_crops=eval_crops or run["train"]["eval_crops"],
+        eval_clips=eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips),
+        eval_crops=eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops),
     )
     result = trainer.Evaluator(model, dataset, arch, config).evaluate(chosen)
     result.update(
@@ -100,6 +92,7 @@ def main(argv: list[str]) -> None:
     try:
         result = evaluate(
             FLAGS.model_dir,
+            data_flags.data_config_of_run(FLAGS.model_dir),
             FLAGS.checkpoint,
             FLAGS.groups,
             FLAGS.eval_clips,

@@ -21,7 +21,8 @@ writes, all at once (through a temporary folder renamed at the end):
                                   layers it keeps in float (`tvn_tf.deploy.parity`)
 
 The data and its split default to the training run's (`MODEL_DIR/
-train_config.json`); the data flags of `train` override them. Calibration clips
+train_config.json`); the data flags of `train` override them, by the rule
+evaluate follows too (`tvn_tf.model_dir.data_config`). Calibration clips
 come from the training groups, parity clips from the test groups (else the
 validation groups, else the training groups, with a warning); both are spread
 evenly over every class and group.
@@ -42,7 +43,7 @@ from absl import flags
 from absl import logging
 
 from tvn_tf import atomic
-from tvn_tf import data_flags  # noqa: F401  (defines --data_dir, --split, ... as in train)
+from tvn_tf import data_flags
 
 
 FLAGS = flags.FLAGS
@@ -84,7 +85,6 @@ def define_flags() -> None:
 
 
 PARITY_FILE = "parity.json"
-_DATA_FLAGS = ("data_dir", "data_format", "split", "fold", "num_folds", "num_validation_groups")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,24 +385,6 @@ def _int8_model(model, conversion_model, calibration, tmp, options, start):
     return data, list(denylist)
 
 
-def dataset_from_flags(model_dir: str):
-    """The data and split: the run's `train_config.json`, overridden by data flags given."""
-    from tvn_tf.training import data as data_lib
-    from tvn_tf.training import trainer
-
-    values = {}
-    path = os.path.join(model_dir, trainer.TRAIN_CONFIG)
-    if os.path.exists(path):
-        with open(path) as f:
-            values = dict(json.load(f).get("data", {}))
-    for name in _DATA_FLAGS:
-        if FLAGS[name].present or name not in values:
-            values[name] = FLAGS[name].value
-    if not values.get("data_dir"):
-        raise ValueError(f"--data_dir is required ({path} does not name the training data).")
-    return data_lib.load_dataset(data_lib.DataConfig(**{k: values[k] for k in _DATA_FLAGS}))
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -411,6 +393,7 @@ def main(argv):
         if not FLAGS.model_dir or not FLAGS.output_dir:
             raise ValueError("--model_dir and --output_dir are required.")
         from tvn_tf import model_dir as model_dir_lib
+        from tvn_tf.training import data as data_lib
 
         model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
         options = ExportOptions(
@@ -427,7 +410,7 @@ def main(argv):
         report = export(
             FLAGS.model_dir,
             FLAGS.output_dir,
-            dataset_from_flags(FLAGS.model_dir),
+            data_lib.load_dataset(data_flags.data_config_of_run(FLAGS.model_dir)),
             FLAGS.checkpoint,
             options,
         )

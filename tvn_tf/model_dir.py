@@ -1,21 +1,34 @@
 """What a model directory holds, and how to rebuild a trained model from it.
 
-Layout, written by `tvn_tf.train` and read by `evaluate`, `export` and
-`predict`:
+The one place that names the files of a run. Written by `tvn_tf.train` (and
+`evaluate`, which rewrites the metrics), read by `evaluate`, `export`, `predict`
+and `benchmark`:
 
     MODEL_DIR/
       model.json           the ModelSpec: architecture (after scaling and any
                            --image_size override), classes, head, input sampling
-      train_config.json    the recipe, the data and its split (a rerun must keep the split)
+      train_config.json    the recipe, the data and its split, the step counts (a
+                           rerun must keep the split; evaluate and export read the data)
       train.lock           held (flock) by the training process that owns the folder
       checkpoints/ckpt-N*  the last K training checkpoints (tf.train.Checkpoint:
-                           model, optimizer, step)
+                           model, optimizer, step, input position), and TensorFlow's
+                           `checkpoint` index file
       best/ckpt-N*         the checkpoint with the best validation accuracy
-      metrics.json         written by evaluation
+      best/best.json       its step and validation video accuracy
+      metrics.json         the last evaluation: clip and video accuracy, top-5,
+                           per-class accuracy, the confusion matrix
+      confusion.png        that confusion matrix as an image,
+      confusion.csv        and as a table
+      tensorboard/         training curves, validation and test scalars, sample clips
+      .workers/workerN/    multi-worker training: worker N's own checkpoints/,
+                           best/, tb/ (its curves) and train.lock (the chief
+                           writes MODEL_DIR itself)
 
     spec = read_spec(model_dir)
     model = restore_model(model_dir)            # latest checkpoint
     model = restore_model(model_dir, "best")    # best by validation accuracy
+    run = read_train_config(model_dir)          # None for a folder without one
+    data = data_config(model_dir, given={"fold": 2})  # the run's data, --fold=2 on top
 """
 
 from __future__ import annotations
@@ -33,9 +46,16 @@ from absl import logging
 from tvn_tf import atomic
 
 SPEC_FILE = "model.json"
+TRAIN_CONFIG = "train_config.json"
+LOCK_FILE = "train.lock"
 CHECKPOINTS = "checkpoints"
 BEST = "best"
-LOCK_FILE = "train.lock"
+BEST_FILE = "best.json"  # in BEST
+METRICS = "metrics.json"
+CONFUSION = "confusion"  # .png and .csv
+TENSORBOARD = "tensorboard"
+WORKERS = ".workers"
+WORKER_TENSORBOARD = "tb"  # in a worker's folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +152,61 @@ def read_spec(model_dir: str) -> ModelSpec:
         ) from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: unreadable model spec ({e}).") from None
+
+
+def worker_dir(model_dir: str, task_id: int) -> str:
+    """The folder where multi-worker task `task_id` (not the chief) keeps its own files."""
+    return os.path.join(model_dir, WORKERS, f"worker{task_id}")
+
+
+def read_train_config(model_dir: str) -> dict[str, Any] | None:
+    """`MODEL_DIR/train_config.json`, or None if the folder has none.
+
+    Its keys: "train" (the `TrainConfig`), "data" (the `DataConfig`), "split"
+    (the groups of each side), "total_steps" and "steps_per_epoch".
+
+    Raises:
+      ValueError: the file is unreadable (names it).
+    """
+    path = os.path.join(model_dir, TRAIN_CONFIG)
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        run["split"], run["data"], run["train"]  # noqa: B018  (the keys every reader needs)
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path}: unreadable run config ({e}); restore it, or use a new --model_dir."
+        ) from None
+    return run
+
+
+def data_config(model_dir: str, given: dict[str, Any], defaults: dict[str, Any] | None = None):
+    """The data and split to read a trained run with (`evaluate`, `export`).
+
+    The run's own (`train_config.json`), with the values `given` (the data
+    flags on the command line) laid over them. A folder without
+    `train_config.json` (a model written by other means) takes `given` over
+    `defaults` (the flags' defaults), and then `given` must name the data_dir.
+
+    Returns:
+      A `tvn_tf.training.data.DataConfig`.
+
+    Raises:
+      ValueError: no data folder is known, or the stored config is unreadable.
+    """
+    from tvn_tf.training import data as data_lib
+
+    run = read_train_config(model_dir)
+    values = {**(defaults or {})} if run is None else dict(run["data"])
+    values.update(given)
+    if not values.get("data_dir"):
+        raise ValueError(
+            f"--data_dir is required: {model_dir} has no {TRAIN_CONFIG} naming the training data."
+        )
+    names = {field.name for field in dataclasses.fields(data_lib.DataConfig)}
+    return data_lib.DataConfig(**{k: v for k, v in values.items() if k in names})
 
 
 def lock_run(folder: str) -> IO[str]:

@@ -7,6 +7,8 @@ import os
 
 import tensorflow as tf
 
+from tvn_tf import model_dir as model_dir_lib
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -73,12 +75,11 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     """Where this process saves checkpoints: `model_dir` for the chief, else a scratch folder.
 
     Every multi-worker process must take part in saving; the others' copies (identical
-    to the chief's) stay in MODEL_DIR/.workers/ for checking.
+    to the chief's) stay in `model_dir.worker_dir` for checking.
     """
     if is_chief(strategy):
         return model_dir
-    task_id = strategy.cluster_resolver.task_id
-    return os.path.join(model_dir, ".workers", f"worker{task_id}")
+    return model_dir_lib.worker_dir(model_dir, strategy.cluster_resolver.task_id)
 
 
 def from_chief(strategy: tf.distribute.Strategy, flag: bool, chief: bool) -> bool:

@@ -34,8 +34,6 @@ from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
 
-TRAIN_CONFIG = "train_config.json"
-METRICS = "metrics.json"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -113,26 +111,6 @@ def _check_config(config: TrainConfig) -> None:
             raise ValueError(f"--{flag}={getattr(config, flag)!r}; expected {expected}.")
 
 
-def read_train_config(model_dir: str) -> dict[str, Any] | None:
-    """`MODEL_DIR/train_config.json`, or None if the folder has none.
-
-    Raises:
-      ValueError: the file is unreadable (names it).
-    """
-    path = os.path.join(model_dir, TRAIN_CONFIG)
-    try:
-        with open(path) as f:
-            run = json.load(f)
-        run["split"], run["data"], run["train"]  # noqa: B018  (the keys every reader needs)
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"{path}: unreadable run config ({e}); restore it, or use a new --model_dir."
-        ) from None
-    return run
-
-
 def _split_flags(data: dict[str, Any]) -> str:
     flags = ["split", "fold"] + (["num_folds"] if data["split"] == "kfold" else [])
     return " ".join(f"--{k}={data[k]}" for k in flags + ["num_validation_groups"])
@@ -171,7 +149,7 @@ def check_model_dir(
                     f"--model_dir={model_dir} holds a different model ({what}: "
                     f"{detail}); use a new --model_dir or the same flags."
                 )
-    run = read_train_config(model_dir)
+    run = model_dir_lib.read_train_config(model_dir)
     if run is None or split is None:
         return
     new = dataclasses.asdict(split)
@@ -200,7 +178,7 @@ def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, da
         # The failed restore would log a warning per unmatched value at exit: the
         # message below says it all.
         tf.get_logger().setLevel("ERROR")
-        run = read_train_config(config.model_dir) or {"train": {}, "data": {}}
+        run = model_dir_lib.read_train_config(config.model_dir) or {"train": {}, "data": {}}
         now = {**config.to_json(), "data_format": data_config.data_format}
         was = {**run["train"], "data_format": run["data"].get("data_format")}
         differ = [
@@ -211,7 +189,7 @@ def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, da
         reason = ", ".join(differ) if differ else model_dir_lib.first_line(e)
         raise ValueError(
             f"{path} does not fit this run ({reason}); rerun with the flags of "
-            f"{os.path.join(config.model_dir, TRAIN_CONFIG)}, or use a new --model_dir."
+            f"{os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG)}, or use a new --model_dir."
         ) from None
 
 
@@ -450,7 +428,7 @@ def _train(
     if chief:
         model_dir_lib.write_spec(config.model_dir, spec)
         model_dir_lib.write_json_atomic(
-            os.path.join(config.model_dir, TRAIN_CONFIG),
+            os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG),
             {
                 "train": config.to_json(),
                 "data": data_config.to_json(),
@@ -464,7 +442,7 @@ def _train(
         os.path.join(out_dir, model_dir_lib.BEST),
         max_to_keep=1,
     )
-    best_file = os.path.join(config.model_dir, model_dir_lib.BEST, "best.json")
+    best_file = os.path.join(config.model_dir, model_dir_lib.BEST, model_dir_lib.BEST_FILE)
     best_accuracy = -1.0
     if os.path.exists(best_file):
         with open(best_file) as f:
@@ -496,7 +474,9 @@ def _train(
         )
 
     writer = tf.summary.create_file_writer(
-        os.path.join(config.model_dir, "tensorboard") if chief else os.path.join(out_dir, "tb")
+        os.path.join(
+            out_dir, model_dir_lib.TENSORBOARD if chief else model_dir_lib.WORKER_TENSORBOARD
+        )
     )
     # Evaluation runs on the chief alone: the weights are the same on every worker.
     evaluator = Evaluator(model, dataset, arch, config) if chief else None
@@ -642,10 +622,10 @@ def write_metrics(model_dir: str, result: dict, class_names) -> None:
     metrics = dict(result)
     metrics["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
     metrics["class_names"] = list(class_names)
-    model_dir_lib.write_json_atomic(os.path.join(model_dir, METRICS), metrics)
+    model_dir_lib.write_json_atomic(os.path.join(model_dir, model_dir_lib.METRICS), metrics)
     metrics_lib.write_confusion(
         result["confusion"],
         class_names,
-        os.path.join(model_dir, "confusion"),
+        os.path.join(model_dir, model_dir_lib.CONFUSION),
         f"{result.get('split', 'test')} videos: accuracy {result['video_accuracy']:.3f}",
     )
