@@ -6,14 +6,13 @@ import atexit
 import functools
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
+from tests.isolated import ROOT, run_module
+
 ALL_OPS = "tests/testdata/all_ops_tvn.json"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @functools.cache
@@ -81,18 +80,6 @@ def model_dir() -> str:
         tf.train.Checkpoint(model=model), os.path.join(path, "checkpoints"), max_to_keep=1
     ).save()
     return path
-
-
-def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 @functools.cache

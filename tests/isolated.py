@@ -1,7 +1,9 @@
-"""Runs a Python snippet in a child process, for tests whose native kernels may crash.
+"""Child processes for tests: the binaries and tools as a user runs them, and snippets.
 
-A bfloat16 matmul can die of SIGILL inside oneDNN (AMX on a CPU that traps it);
-in a child that fails one test instead of killing the whole pytest process.
+One environment for all of them (`ENV`): the repository importable, TensorFlow's
+start-up lines off, no GPU. A snippet also runs here when its native kernels may
+crash: a bfloat16 matmul can die of SIGILL inside oneDNN (AMX on a CPU that traps
+it), and in a child that fails one test instead of killing the whole pytest process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,55 @@ from typing import Any
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "CUDA_VISIBLE_DEVICES": "",
+}
+
+
+def command(target: str, *args: str) -> list[str]:
+    """The command line of a module (`tvn_tf.train`) or a script (`tools/x.py`, from ROOT)."""
+    if target.endswith(".py"):
+        return [sys.executable, os.path.join(ROOT, target), *args]
+    return [sys.executable, "-m", target, *args]
+
+
+def run_module(
+    target: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Runs a module or script to its end, at ROOT; returns its exit status and output.
+
+    Args:
+      target: A module (`tvn_tf.export`) or a script path from ROOT (`tools/x.py`).
+      *args: Its command-line arguments.
+      timeout: Seconds before the child is killed (the test then errors).
+      env: Variables set over `ENV` (`TF_CONFIG`, ...).
+    """
+    return subprocess.run(
+        command(target, *args),
+        capture_output=True,
+        text=True,
+        env={**ENV, **(env or {})},
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def start_module(
+    target: str, *args: str, env: dict[str, str] | None = None, output: bool = True
+) -> subprocess.Popen:
+    """Starts a module or script (to kill, or to run beside another); `output=False` drops it."""
+    pipe = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen(
+        command(target, *args),
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+        env={**ENV, **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def run_python(code: str, timeout: float = 300) -> Any:
@@ -30,16 +81,11 @@ def run_python(code: str, timeout: float = 300) -> Any:
       That JSON value, parsed. A child that exits non-zero or dies of a signal
       fails the calling test with how it ended and its stderr.
     """
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
     child = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        env=env,
+        env=ENV,
         cwd=ROOT,
         timeout=timeout,
     )

@@ -1,19 +1,14 @@
 """tools/aggregate_folds.py over real run folders."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.isolated import run_module
+
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "tools/aggregate_folds.py", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_module("tools/aggregate_folds.py", *args, timeout=60)
 
 
 def _fold(root, k, video, clip, top5):

@@ -2,12 +2,10 @@
 
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.isolated import run_module
 from tvn_tf.models import architecture as arch_lib
 
 RELEASED = ["tvn1", "tvn2", "tvn3", "tvn4", "tvn_mobile_1", "tvn_mobile_2"]
@@ -256,13 +254,7 @@ def test_model_info_on_a_bad_file_prints_one_line(change, expected, tmp_path):
         data.update(change)
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(data))
-    result = subprocess.run(
-        [sys.executable, "-m", "tvn_tf.model_info", f"--arch_json={path}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    result = run_module("tvn_tf.model_info", f"--arch_json={path}", timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == f"model_info: {path}: " + (
         f"huge: {expected}; expected a list with one JSON object (num_frames, frame_stride, "

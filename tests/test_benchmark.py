@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests import export_fixtures as fx
+from tests.isolated import ENV
 from tvn_tf.deploy import android
 from tvn_tf import benchmark
 
@@ -147,7 +148,7 @@ esac
     (tmp_path / "model_info.json").write_text(open(os.path.join(out, "model_info.json")).read())
     binary = tmp_path / "benchmark_model"
     binary.write_text("")
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**ENV, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
     result = subprocess.run(
         [
             os.path.join(fx.ROOT, "tools", "android_benchmark.sh"),

@@ -1,16 +1,13 @@
 """Frame sampling and the tf.data pipelines, on real files whose pixels encode frame indices."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tvn_tf.data import pipeline, sampling
-from video_fixtures import frame_indices, make_tree, write_index_video
+from tests.isolated import run_module
+from tests.video_fixtures import frame_indices, make_tree, write_index_video
 
-REPO = __file__.rsplit("/tests/", 1)[0]
 T, STRIDE, SIZE = 2, 4, 16  # TVN-1's clip shape, small images
 
 
@@ -61,18 +58,14 @@ def prepared(tmp_path_factory):
     videos, records = root / "videos", root / "records"
     make_tree(videos, groups=(1, 2, 3), clips=2, num_frames=12)
     write_index_video(videos / "Beta" / "v_Beta_g03_c03.avi", 3)
-    subprocess.run(
-        [
-            sys.executable,
-            f"{REPO}/tools/prepare_ucf50.py",
-            f"--input_dir={videos}",
-            f"--output_dir={records}",
-            "--workers=1",
-            "--short_side=48",
-        ],
-        check=True,
-        capture_output=True,
+    result = run_module(
+        "tools/prepare_ucf50.py",
+        f"--input_dir={videos}",
+        f"--output_dir={records}",
+        "--workers=1",
+        "--short_side=48",
     )
+    assert result.returncode == 0, result.stderr[-3000:]
     return videos, records
 
 

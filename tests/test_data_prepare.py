@@ -12,15 +12,12 @@ import av
 import tensorflow as tf
 
 from tvn_tf.data import records
-from video_fixtures import make_tree, write_index_video, write_truncated
-
-REPO = __file__.rsplit("/tests/", 1)[0]
+from tests.isolated import ENV, run_module, start_module
+from tests.video_fixtures import make_tree, write_index_video, write_truncated
 
 
 def _run(tool, *flags):
-    return subprocess.run(
-        [sys.executable, f"{REPO}/tools/{tool}", *flags], capture_output=True, text=True
-    )
+    return run_module(f"tools/{tool}", *flags)
 
 
 def _snapshot(root):
@@ -288,15 +285,12 @@ def test_a_rerun_right_after_a_kill_writes_every_video_once(tmp_path):
                 names.append(f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi")
                 shutil.copy(source, videos / names[-1])
     flags = [
-        f"{REPO}/tools/prepare_ucf50.py",
         f"--input_dir={videos}",
         f"--output_dir={out}",
         "--workers=2",
         "--videos_per_shard=1",
     ]
-    killed = subprocess.Popen(
-        [sys.executable, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    killed = start_module("tools/prepare_ucf50.py", *flags, output=False)
     deadline = time.monotonic() + 120
     while killed.poll() is None and time.monotonic() < deadline:
         if out.exists() and any(n.endswith(".tfrecord") for n in os.listdir(out)):
@@ -311,7 +305,7 @@ def test_a_rerun_right_after_a_kill_writes_every_video_once(tmp_path):
         time.sleep(0.1)
     assert not any(map(_alive, workers)), "the killed run's workers are still running"
 
-    result = subprocess.run([sys.executable, *flags], capture_output=True, text=True)
+    result = _run("prepare_ucf50.py", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [m["path"] for m in manifest] == sorted(names)
@@ -352,7 +346,7 @@ def test_two_processes_writing_one_shard_at_once_do_not_mix(tmp_path):
         subprocess.Popen(
             [sys.executable, "-c", _WRITE_SHARD, str(out / "g01.tfrecord"), str(videos), str(go)]
             + names,
-            env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            env=ENV,
             stderr=subprocess.PIPE,
             text=True,
         )

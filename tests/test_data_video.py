@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tvn_tf.data import video
-from video_fixtures import (
+from tests.video_fixtures import (
     frame_indices,
     marked_frames,
     write_index_video,

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.isolated import ROOT, run_module
 from tvn_tf.data import demo_data
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def tiny_flags(data: str, model_dir: str, *extra: str) -> list[str]:
@@ -39,12 +35,6 @@ def tiny_flags(data: str, model_dir: str, *extra: str) -> list[str]:
     ]
 
 
-def run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-
-
 def model_weights(model_dir: str) -> dict[str, np.ndarray]:
     """The model's variables in the last checkpoint (optimizer slots and input state left out)."""
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
@@ -59,14 +49,11 @@ def model_weights(model_dir: str) -> dict[str, np.ndarray]:
 def test_one_seed_gives_one_result_and_seeds_differ(tiny_data, tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        result = run(
-            [
-                "-m",
-                "tvn_tf.train",
-                *tiny_flags(
-                    tiny_data["records"], str(tmp_path / name), f"--seed={seed}", "--deterministic"
-                ),
-            ]
+        result = run_module(
+            "tvn_tf.train",
+            *tiny_flags(
+                tiny_data["records"], str(tmp_path / name), f"--seed={seed}", "--deterministic"
+            ),
         )
         assert result.returncode == 0, result.stderr[-2000:]
         metrics = (tmp_path / name / "metrics.json").read_text()
@@ -80,7 +67,7 @@ def test_one_seed_gives_one_result_and_seeds_differ(tiny_data, tmp_path):
 
 
 def test_training_prints_per_class_accuracy_worst_first(tiny_data, tmp_path):
-    result = run(["-m", "tvn_tf.train", *tiny_flags(tiny_data["records"], str(tmp_path / "run"))])
+    result = run_module("tvn_tf.train", *tiny_flags(tiny_data["records"], str(tmp_path / "run")))
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     start = lines.index("Per-class test video accuracy:")
@@ -98,8 +85,8 @@ def test_training_prints_per_class_accuracy_worst_first(tiny_data, tmp_path):
 
 
 def test_bench_demo_runs_each_seed_fresh_and_ends_with_json(tiny_data, tmp_path):
-    bench = [os.path.join(ROOT, "tools", "bench_demo.py"), "--seeds=2", "--seed=3"]
-    result = run([*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:]])
+    bench = ["tools/bench_demo.py", "--seeds=2", "--seed=3"]
+    result = run_module(*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:])
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     per_seed = [line for line in lines if line.startswith("seed ")]
@@ -119,6 +106,6 @@ def test_bench_demo_runs_each_seed_fresh_and_ends_with_json(tiny_data, tmp_path)
     assert sorted(os.listdir(tmp_path / "bench")) == ["seed3", "seed4"]
 
     # Again into the same folder: refused in one line, nothing overwritten.
-    again = run([*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:]])
+    again = run_module(*bench, *tiny_flags(tiny_data["records"], str(tmp_path / "bench"))[1:])
     assert again.returncode != 0 and "Traceback" not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("bench_demo: --model_dir=")

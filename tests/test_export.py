@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests import export_fixtures as fx
+from tests.isolated import ENV, start_module
 from tvn_tf import export as export_lib
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.deploy import tflite
@@ -128,8 +129,7 @@ def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tm
     }
     for name, value in frames.items():
         np.save(tmp_path / f"{name}.npy", value)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [
             sys.executable,
@@ -172,7 +172,7 @@ def test_saved_model_cli_lists_the_signature(out):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env=ENV,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     for text in (
@@ -327,14 +327,7 @@ def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(tmp_path):
         "--calibration_clips=2",
         "--parity_clips=2",
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": fx.ROOT}
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "tvn_tf.export", *args],
-        env=env,
-        cwd=fx.ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    killed = start_module("tvn_tf.export", *args, output=False)
     leftover = tmp_path / f"out.tmp{killed.pid}"
     deadline = time.monotonic() + 300
     while not leftover.exists() and killed.poll() is None and time.monotonic() < deadline:

@@ -1,9 +1,6 @@
 """The built model: I/O contract, saving, tracing, TFLite builtins, model_info."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,7 +12,7 @@ from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import layers
 from tvn_tf.models import tvn
 
-from tests.isolated import run_python
+from tests.isolated import run_module, run_python
 
 ALL_OPS = "tests/testdata/all_ops_tvn.json"
 
@@ -123,14 +120,7 @@ def test_softmax_pool_head_model_builds_and_converts(tmp_path):
 
 
 def _model_info(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "tvn_tf.model_info", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return run_module("tvn_tf.model_info", *args, timeout=300)
 
 
 def test_model_info_tvn1_prints_table_and_json():

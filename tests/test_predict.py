@@ -12,7 +12,7 @@ from tests import export_fixtures as fx
 from tvn_tf import predict
 from tvn_tf.data import demo_data
 from tvn_tf.data import video
-from video_fixtures import write_rotated_mp4
+from tests.video_fixtures import write_rotated_mp4
 
 
 @pytest.fixture(scope="module")

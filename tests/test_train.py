@@ -13,8 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import keras
@@ -22,20 +20,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.isolated import run_module, start_module
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 
 TINY_MODEL = ["--model=tvn1", "--width_multiplier=0.25", "--image_size=32"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def train(*args, timeout=600, wait=True):
-    cmd = [sys.executable, "-m", "tvn_tf.train", *args]
     if not wait:
-        return subprocess.Popen(
-            cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+        return start_module("tvn_tf.train", *args)
+    return run_module("tvn_tf.train", *args, timeout=timeout)
 
 
 def base_flags(data, model_dir, *extra):
@@ -143,20 +138,7 @@ def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_p
     losses = logged_losses(str(model_dir))
     assert len(losses) == 140 and np.mean(losses[-10:]) < np.mean(losses[:10])
 
-    evaluated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tvn_tf.evaluate",
-            f"--model_dir={model_dir}",
-            "--checkpoint=latest",
-            "--eval_crops=3",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    evaluated = evaluate(f"--model_dir={model_dir}", "--checkpoint=latest", "--eval_crops=3")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
     assert summary["step"] == 140 and summary["num_test_videos"] == 12
@@ -221,13 +203,7 @@ def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "tvn_tf.train", *flags],
-                env={**ENV, "TF_CONFIG": json.dumps(tf_config)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            start_module("tvn_tf.train", *flags, env={"TF_CONFIG": json.dumps(tf_config)})
         )
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (_, err) in zip(processes, outputs):
@@ -481,13 +457,7 @@ def test_damaged_checkpoint_falls_back_to_the_one_before(tiny_data, trained_run,
 
 
 def evaluate(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "tvn_tf.evaluate", *args],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("tvn_tf.evaluate", *args, timeout=300)
 
 
 def test_evaluate_reads_the_step_from_a_checkpoint_of_any_name(trained_run, tmp_path):
