@@ -23,7 +23,7 @@ def out():
 def test_tflite_benchmark_prints_figures_then_one_json_line(out):
     result = fx.run_module(
         "tvn_tf.benchmark",
-        f"--model={out}/model_int8.tflite",
+        f"--model_path={out}/model_int8.tflite",
         "--runs=5",
         "--warmup=1",
         "--threads=2",
@@ -76,7 +76,7 @@ def test_tflite_flops_without_model_info_come_from_the_graph(out):
 
 def test_bad_model_path_gives_one_clear_message(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    result = fx.run_module("tvn_tf.benchmark", f"--model={tmp_path}/notes.txt", "--runs=1")
+    result = fx.run_module("tvn_tf.benchmark", f"--model_path={tmp_path}/notes.txt", "--runs=1")
     assert result.returncode != 0
     assert (
         "notes.txt: not a .tflite file, a SavedModel folder or a model directory" in result.stderr

@@ -56,7 +56,7 @@ def test_window_indices_follow_the_training_sampling():
 
 def test_predict_json_on_an_avi_with_the_saved_model(out, avi):
     result = fx.run_module(
-        "tvn_tf.predict", avi, f"--model={out}/saved_model", "--json", "--hop_seconds=0.2"
+        "tvn_tf.predict", avi, f"--model_path={out}/saved_model", "--json", "--hop_seconds=0.2"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -81,7 +81,7 @@ def test_tflite_and_keras_agree_with_the_saved_model(out, avi, kind):
 def test_predict_text_and_plot_on_an_mp4(out, mp4, tmp_path):
     png = tmp_path / "timeline.png"
     result = fx.run_module(
-        "tvn_tf.predict", mp4, f"--model={out}/model_int8.tflite", f"--plot={png}"
+        "tvn_tf.predict", mp4, f"--model_path={out}/model_int8.tflite", f"--plot={png}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
@@ -92,17 +92,32 @@ def test_predict_text_and_plot_on_an_mp4(out, mp4, tmp_path):
 def test_a_text_file_gets_one_clear_error(out, tmp_path):
     path = tmp_path / "notes.avi"
     path.write_text("not a video\n" * 20)
-    result = fx.run_module("tvn_tf.predict", str(path), f"--model={out}/saved_model")
+    result = fx.run_module("tvn_tf.predict", str(path), f"--model_path={out}/saved_model")
     assert result.returncode != 0
     assert f"predict: {path}: not a readable video" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_a_missing_model_is_named(avi, tmp_path):
-    result = fx.run_module("tvn_tf.predict", avi, f"--model={tmp_path}/nope.tflite")
+    result = fx.run_module("tvn_tf.predict", avi, f"--model_path={tmp_path}/nope.tflite")
     assert result.returncode != 0
-    assert "--model=" in result.stderr and "nope.tflite" in result.stderr
+    assert f"--model_path={tmp_path}/nope.tflite" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("binary", ["predict", "benchmark"])
+def test_the_old_model_flag_still_works_with_one_warning_line(avi, tmp_path, binary):
+    path = f"{tmp_path}/nope.tflite"
+    video = [avi] if binary == "predict" else []
+    result = fx.run_module(f"tvn_tf.{binary}", *video, f"--model={path}")
+    warnings = [line for line in result.stderr.splitlines() if "--model is deprecated" in line]
+    assert warnings == [
+        f"{binary}: warning: --model is deprecated here (it names an architecture in train); "
+        f"use --model_path={path}."
+    ]
+    assert result.returncode != 0 and f"--model_path={path}" in result.stderr  # It was used.
+    both = fx.run_module(f"tvn_tf.{binary}", *video, f"--model={path}", f"--model_path={path}")
+    assert both.returncode != 0 and "give --model_path alone" in both.stderr
 
 
 def test_a_rotated_phone_video_is_labelled_upright(out, tmp_path):

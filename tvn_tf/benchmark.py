@@ -1,10 +1,10 @@
 """Latency of one exported TVN on this machine, batch 1, next to its SGEMM rate.
 
-    python -m tvn_tf.benchmark --model=exports/demo/model_int8.tflite --threads=2
-    python -m tvn_tf.benchmark --model=exports/demo/saved_model
-    python -m tvn_tf.benchmark --model=runs/demo            # the Keras model
+    python -m tvn_tf.benchmark --model_path=exports/demo/model_int8.tflite --threads=2
+    python -m tvn_tf.benchmark --model_path=exports/demo/saved_model
+    python -m tvn_tf.benchmark --model_path=runs/demo            # the Keras model
 
-`--model` is a `.tflite` file (LiteRT interpreter, XNNPACK, `--threads`), a
+`--model_path` (formerly `--model`, still accepted with a warning) is a `.tflite` file (LiteRT interpreter, XNNPACK, `--threads`), a
 SavedModel folder (its `serving_default`, preprocessing included, fed uint8
 frames at the model's resolution; TensorFlow with `--threads` intra-op
 threads), or a training run's folder (the Keras model, `tf.function`).
@@ -34,16 +34,16 @@ import sys
 from absl import app
 from absl import flags
 
+from tvn_tf import model_path_flag
+
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """Defines the flags of the binary (not on import: other binaries share names)."""
-    flags.DEFINE_string(
-        "model",
-        None,
+    model_path_flag.define_flags(
         "A .tflite file, a SavedModel folder (or an export folder "
-        "holding saved_model/), or a training run's --model_dir.",
+        "holding saved_model/), or a training run's --model_dir."
     )
     flags.DEFINE_integer("threads", 2, "Threads for the model and for SGEMM.", lower_bound=1)
     flags.DEFINE_integer("runs", 30, "Timed runs.", lower_bound=1)
@@ -75,7 +75,7 @@ def model_kind(path: str) -> str:
     """ "tflite", "saved_model" or "keras" (a training run's folder).
 
     Raises:
-      ValueError: naming `--model` when the path is none of these.
+      ValueError: naming `--model_path` when the path is none of these.
     """
     from tvn_tf import model_dir
     from tvn_tf.deploy import serving
@@ -90,7 +90,7 @@ def model_kind(path: str) -> str:
         if os.path.isfile(os.path.join(path, model_dir.SPEC_FILE)):
             return "keras"
     raise ValueError(
-        f"--model={path}: not a .tflite file, a SavedModel folder or a model directory."
+        f"--model_path={path}: not a .tflite file, a SavedModel folder or a model directory."
     )
 
 
@@ -243,15 +243,15 @@ def describe(result: dict) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.model:
-        sys.exit("benchmark: --model is required (a .tflite file, a SavedModel or a model dir).")
+    try:
+        path = model_path_flag.model_path("benchmark")
+    except ValueError as e:
+        sys.exit(f"benchmark: {e}")
     # numpy's BLAS reads its thread count when it loads: SGEMM on --threads threads.
     if "numpy" not in sys.modules:
         os.environ["OPENBLAS_NUM_THREADS"] = str(FLAGS.threads)
     try:
-        result = benchmark(
-            FLAGS.model, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm, FLAGS.rounds
-        )
+        result = benchmark(path, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm, FLAGS.rounds)
     except ValueError as e:
         sys.exit(f"benchmark: {e}")
     print(describe(result))

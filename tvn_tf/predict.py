@@ -1,8 +1,8 @@
 """Labels a video with a trained or exported TVN.
 
-    python -m tvn_tf.predict VIDEO --model=exports/demo/saved_model
-    python -m tvn_tf.predict VIDEO --model=exports/demo/model_int8.tflite --json
-    python -m tvn_tf.predict VIDEO --model=runs/demo --plot=timeline.png
+    python -m tvn_tf.predict VIDEO --model_path=exports/demo/saved_model
+    python -m tvn_tf.predict VIDEO --model_path=exports/demo/model_int8.tflite --json
+    python -m tvn_tf.predict VIDEO --model_path=runs/demo --plot=timeline.png
 
 VIDEO is any file PyAV reads (AVI, MP4, ...). Windows slide over the video:
 each is a clip of the model's `num_frames` frames, `frame_stride` apart, as in
@@ -28,17 +28,16 @@ from absl import app
 from absl import flags
 
 from tvn_tf import atomic
+from tvn_tf import model_path_flag
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """Defines the flags of the binary (not on import: other binaries share names)."""
-    flags.DEFINE_string(
-        "model",
-        None,
+    model_path_flag.define_flags(
         "A SavedModel (or export) folder, a .tflite file beside "
-        "its labels.txt and model_info.json, or a training run's --model_dir.",
+        "its labels.txt and model_info.json, or a training run's --model_dir."
     )
     flags.DEFINE_float("hop_seconds", 0.5, "Time between window starts.", lower_bound=0.0)
     flags.DEFINE_integer("top_k", 5, "Labels shown for the video.", lower_bound=1)
@@ -68,7 +67,7 @@ def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> Classif
     """Loads `path` (SavedModel or export folder, `.tflite`, or model dir) as a `Classifier`.
 
     Raises:
-      ValueError: naming `--model` when the path is none of these or lacks a file.
+      ValueError: naming `--model_path` when the path is none of these or lacks a file.
     """
     import numpy as np
 
@@ -79,7 +78,7 @@ def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> Classif
     info = benchmark.find_model_info(path)
     if kind in ("tflite", "saved_model") and info is None:
         raise ValueError(
-            f"--model={path}: no {serving.MODEL_INFO_FILE} beside it; use the "
+            f"--model_path={path}: no {serving.MODEL_INFO_FILE} beside it; use the "
             "folder written by tvn_tf.export."
         )
     import tensorflow as tf
@@ -281,16 +280,17 @@ def plot(result: dict, path: str) -> None:
 
 def main(argv):
     if len(argv) != 2:
-        raise app.UsageError("Give exactly one VIDEO: python -m tvn_tf.predict VIDEO --model=PATH")
+        raise app.UsageError(
+            "Give exactly one VIDEO: python -m tvn_tf.predict VIDEO --model_path=PATH"
+        )
     try:
-        if not FLAGS.model:
-            raise ValueError("--model is required (a SavedModel, a .tflite or a model dir).")
+        path = model_path_flag.model_path("predict")
         if FLAGS.plot and not FLAGS.plot.endswith(".png"):
             raise ValueError(f"--plot={FLAGS.plot}: expected a .png file name.")
         video_path = argv[1]
         if not os.path.isfile(video_path):
             raise ValueError(f"{video_path}: no such file.")
-        classifier = load_classifier(FLAGS.model, FLAGS.threads, FLAGS.batch_size)
+        classifier = load_classifier(path, FLAGS.threads, FLAGS.batch_size)
         result = predict(video_path, classifier, FLAGS.hop_seconds, FLAGS.top_k)
         if FLAGS.plot:
             plot(result, FLAGS.plot)
