@@ -22,6 +22,7 @@ from absl import logging
 from tvn_tf import data_flags
 from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import tvn
 from tvn_tf.training import data as data_lib
 from tvn_tf.training import metrics
 from tvn_tf.training import optimization
@@ -29,6 +30,8 @@ from tvn_tf.training import strategy as strategy_lib
 from tvn_tf.training import trainer
 
 FLAGS = flags.FLAGS
+# The recipe's defaults and bounds live in trainer.TrainConfig and trainer's check
+# (one line naming the flag): the flags below restate neither.
 _DEFAULTS = trainer.TrainConfig(model_dir="")
 
 flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and metrics go.")
@@ -41,44 +44,34 @@ flags.DEFINE_integer(
     "Expected number of classes; 0 takes the data's. A mismatch with the data stops the run.",
     lower_bound=0,
 )
-flags.DEFINE_enum("head", _DEFAULTS.head, ["mean", "softmax_pool"], "Classifier head.")
-flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Passes over the training videos.", lower_bound=1)
+flags.DEFINE_enum("head", _DEFAULTS.head, tvn.HEADS, "Classifier head.")
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Passes over the training videos.")
 flags.DEFINE_integer(
-    "train_steps", _DEFAULTS.train_steps, "Total steps; overrides --epochs when > 0.", lower_bound=0
+    "train_steps", _DEFAULTS.train_steps, "Total steps; overrides --epochs when > 0."
 )
-flags.DEFINE_integer(
-    "batch_size", _DEFAULTS.batch_size, "Global batch size (all replicas).", lower_bound=1
-)
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size (all replicas).")
 flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, optimization.OPTIMIZERS, "Optimizer.")
 flags.DEFINE_float(
     "learning_rate",
     _DEFAULTS.learning_rate,
     "Peak learning rate for a global batch of 64; scaled linearly with --batch_size.",
-    lower_bound=0,
 )
-flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Momentum.", lower_bound=0, upper_bound=0.999)
-flags.DEFINE_float(
-    "warmup_epochs", _DEFAULTS.warmup_epochs, "Linear warmup, in epochs.", lower_bound=0
-)
+flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Momentum.")
+flags.DEFINE_float("warmup_epochs", _DEFAULTS.warmup_epochs, "Linear warmup, in epochs.")
 flags.DEFINE_float(
     "weight_decay",
     _DEFAULTS.weight_decay,
     "Decoupled weight decay (not on batch norm or biases).",
-    lower_bound=0,
 )
 flags.DEFINE_float(
     "dropout_rate",
     _DEFAULTS.dropout_rate,
     "Dropout before the classifier.",
-    lower_bound=0,
-    upper_bound=0.99,
 )
 flags.DEFINE_float(
     "label_smoothing",
     _DEFAULTS.label_smoothing,
     "Label smoothing.",
-    lower_bound=0,
-    upper_bound=0.99,
 )
 flags.DEFINE_enum(
     "mixed_precision",
@@ -93,7 +86,7 @@ flags.DEFINE_enum(
     strategy_lib.STRATEGIES,
     "tf.distribute strategy; multi_worker reads TF_CONFIG.",
 )
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_string("tpu", _DEFAULTS.tpu, "TPU name or address for --strategy=tpu.")
 flags.DEFINE_integer(
     "cpu_devices",
     1,
@@ -105,30 +98,23 @@ flags.DEFINE_bool(
     _DEFAULTS.sync_batch_norm,
     "Batch-norm statistics over the global batch instead of each replica's.",
 )
-flags.DEFINE_integer(
-    "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints.", lower_bound=1
-)
-flags.DEFINE_integer(
-    "keep_checkpoints", _DEFAULTS.keep_checkpoints, "Checkpoints kept.", lower_bound=1
-)
+flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Checkpoints kept.")
 flags.DEFINE_integer(
     "eval_every",
     _DEFAULTS.eval_every,
     "Steps between validation runs (0: at the end only).",
-    lower_bound=0,
 )
 flags.DEFINE_integer(
     "train_clips_per_video",
     _DEFAULTS.train_clips_per_video,
     "Random training clips drawn from each video read (each with its own start and "
     "augmentation). More than 1 amortises reading the video over its clips.",
-    lower_bound=1,
 )
 flags.DEFINE_integer(
     "eval_clips",
     _DEFAULTS.eval_clips,
     "Evenly spaced clips per video in evaluation.",
-    lower_bound=1,
 )
 flags.DEFINE_enum(
     "eval_crops",
