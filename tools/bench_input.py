@@ -48,10 +48,14 @@ _VIDEO_DIR = flags.DEFINE_string(
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Clips per batch.")
 _CLIPS_PER_VIDEO = flags.DEFINE_integer(
-    "clips_per_video",
+    "train_clips_per_video",
     trainer.TrainConfig(model_dir="").train_clips_per_video,
-    "Training clips per video read, in both modes (tvn_tf.train's --train_clips_per_video).",
+    "Training clips per video read, in both modes (as tvn_tf.train's flag of that name).",
     lower_bound=1,
+)
+# Its old name, which means evaluation clips in tvn_tf.export.
+_OLD_CLIPS_PER_VIDEO = flags.DEFINE_integer(
+    "clips_per_video", None, "Deprecated: the old name of --train_clips_per_video."
 )
 _DEMO_FRAMES = flags.DEFINE_integer(
     "demo_frames",
@@ -207,13 +211,21 @@ def main(argv):
             f"bench_input: --data_dir={_DATA_DIR.value!r} holds no "
             f"{records.SHARD_SUFFIX} files; run tools/prepare_ucf50.py first."
         )
+    clips_per_video = _CLIPS_PER_VIDEO.value
+    if _OLD_CLIPS_PER_VIDEO.value is not None:
+        print(
+            "bench_input: warning: --clips_per_video is deprecated; use "
+            f"--train_clips_per_video={_OLD_CLIPS_PER_VIDEO.value}.",
+            file=sys.stderr,
+        )
+        clips_per_video = _OLD_CLIPS_PER_VIDEO.value
     result = bench_input(
         _DATA_DIR.value,
         _VIDEO_DIR.value,
         batch_size=_BATCH_SIZE.value,
         seconds=_SECONDS.value,
         demo_frames=_DEMO_FRAMES.value,
-        clips_per_video=_CLIPS_PER_VIDEO.value,
+        clips_per_video=clips_per_video,
     )
     print(json.dumps(result))
 
