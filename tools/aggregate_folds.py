@@ -16,8 +16,13 @@ import os
 import statistics
 import sys
 
-from absl import app
-from absl import flags
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from tvn_tf import model_dir as model_dir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("glob", None, "A glob of model dirs, instead of listing them.")
@@ -35,7 +40,7 @@ def aggregate(model_dirs: list[str]) -> dict:
         raise ValueError("no model dirs given; pass them as arguments or with --glob.")
     rows = []
     for model_dir in model_dirs:
-        path = os.path.join(model_dir, "metrics.json")
+        path = os.path.join(model_dir, model_dir_lib.METRICS)
         try:
             with open(path) as f:
                 metrics = json.load(f)

@@ -43,6 +43,8 @@ sys.path.insert(0, ROOT)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from tvn_tf import model_dir as model_dir_lib  # noqa: E402
+
 FLAGS = flags.FLAGS
 DEMO_FLAGS = os.path.join(ROOT, "flags", "demo.cfg")
 flags.DEFINE_string("work_dir", "runs/bench_int8", "Folder for the two runs and exports.")
@@ -69,7 +71,7 @@ def _run(args: list[str]) -> str:
 def train_and_export(name: str, epochs: int) -> dict:
     """Trains (unless finished before) and exports one demo model; returns its parity.json."""
     model_dir = os.path.join(FLAGS.work_dir, name)
-    if not os.path.exists(os.path.join(model_dir, "metrics.json")):
+    if not os.path.exists(os.path.join(model_dir, model_dir_lib.METRICS)):
         print(f"bench_int8: training the {name} model ({epochs} epochs)", file=sys.stderr)
         _run(
             [
