@@ -379,8 +379,9 @@ class Search:
                 try:
                     with _quiet_optuna():
                         self.study.optimize(self._objective, n_trials=1, catch=(_OverBudget,))
-                except KeyboardInterrupt:
-                    raise
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    # Taken for dead (no heartbeat within --grace_period) and queued again.
+                    continue
         finally:
             progress.close()
         return self.summary()

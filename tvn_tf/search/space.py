@@ -48,6 +48,16 @@ MAX_ATTENTION = 1 << 24  # elements of a non-local block's attention matrix
 MAX_PARAMS_ESTIMATE = 300_000_000
 
 
+_BLOCK_DEFAULTS = {"non_local_pool": 2}  # Fields `BlockSpec.to_json` leaves out at their default.
+
+
+def _full_json(arch: arch_lib.Architecture) -> dict[str, Any]:
+    """`arch.to_json()` with every searched block field present."""
+    data = arch.to_json()
+    data["blocks"] = [{**_BLOCK_DEFAULTS, **b} for b in data["blocks"]]
+    return data
+
+
 def _ladder(low: int, high: int) -> tuple[int, ...]:
     """1, 2, 3, 4, 6, 8, 12, 16, ...: powers of two and 1.5 times them, within [low, high]."""
     values, p = set(), 1
@@ -159,6 +169,15 @@ class SearchSpace:
             f"No architecture in {max_tries} draws fits the size caps; widen the space."
         )
 
+    def contains(self, arch: arch_lib.Architecture) -> bool:
+        """Whether every searched value of `arch` is one of this space's choices."""
+        data = _full_json(arch)
+        if any(data[k] not in v for k, v in self.input_choices.items()):
+            return False
+        if len(data["blocks"]) not in self.num_blocks:
+            return False
+        return all(b[k] in v for b in data["blocks"] for k, v in self.block_choices.items())
+
     # Mutation ---------------------------------------------------------------
 
     def parts(self, arch: arch_lib.Architecture) -> list[tuple[str, ...]]:
@@ -181,7 +200,7 @@ class SearchSpace:
         Returns:
           `(child, description)`, e.g. `(..., "block 2 filters 64->96")`.
         """
-        data = arch.to_json()
+        data = _full_json(arch)
         parent_key = canonical_key(arch)
         parts = self.parts(arch)
         for _ in range(max_tries):
@@ -229,13 +248,13 @@ class SearchSpace:
                 return value if value in choices else choices[0]
             return min(choices, key=lambda c: (abs(c - value), c))
 
-        data = arch.to_json()
+        data = _full_json(arch)
         out = {k: nearest(data[k], v) for k, v in self.input_choices.items()}
         blocks = data["blocks"][: self.num_blocks[-1]]
         while len(blocks) < self.num_blocks[0]:
             blocks.append(dict(blocks[-1]))
         out["blocks"] = [
-            {k: nearest(b.get(k, 0), v) for k, v in self.block_choices.items()} for b in blocks
+            {k: nearest(b[k], v) for k, v in self.block_choices.items()} for b in blocks
         ]
         return arch_lib.architecture_from_json(out, arch.name)
 
@@ -248,7 +267,7 @@ def canonical_json(arch: arch_lib.Architecture) -> str:
     does not matter when the clip has one frame by then; squeeze ratios are
     rounded to 6 digits.
     """
-    data = arch.to_json()
+    data = _full_json(arch)
     frames = arch.num_frames
     blocks = []
     for b in data["blocks"]:
@@ -327,7 +346,7 @@ def fits(arch: arch_lib.Architecture) -> bool:
 
 def differences(a: arch_lib.Architecture, b: arch_lib.Architecture) -> list[str]:
     """The parts in which two architectures' JSON forms differ (for tests and reports)."""
-    x, y = a.to_json(), b.to_json()
+    x, y = _full_json(a), _full_json(b)
     out = [k for k in ("num_frames", "frame_stride", "image_size") if x[k] != y[k]]
     if len(x["blocks"]) != len(y["blocks"]):
         out.append("num_blocks")
