@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -99,7 +97,8 @@ def test_random_and_tournament_draw_from_one_space():
     base = dict(model_dir="", data=None, space=SMALL, population=4, tournament_size=2)
     spaces = []
     for algorithm in engine.ALGORITHMS:
-        space = space_lib.SearchSpace(dataclasses.replace(engine.SearchConfig(**base)).space)
+        config = engine.SearchConfig(**base, algorithm=algorithm)
+        space = space_lib.SearchSpace(config.space)
         spaces.append(space.to_json())
     assert spaces[0] == spaces[1]
     # The tournament's children of random parents are in the space too.
