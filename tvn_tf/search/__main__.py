@@ -159,6 +159,8 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     warnings.filterwarnings("ignore", category=Warning, module="optuna")
     warnings.filterwarnings("ignore", message=".*experimental.*")
+    # A non-local block pooled to one position per clip: valid, if useless; the search judges it.
+    warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     try:
         summary = engine.run_search(config_from_flags())
     except ValueError as e:
