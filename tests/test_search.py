@@ -226,3 +226,29 @@ def test_random_search_shares_the_space_and_plots_against_the_tournament(
     assert settings[model_dir]["space"] == settings[tournament["dir"]]["space"]
     assert all(t.user_attrs["mutation"] == "random" for t in trials_of(model_dir))
     assert os.path.getsize(os.path.join(model_dir, "search_report.png")) > 10000
+
+
+def test_timing_waits_for_a_training_on_the_same_machine():
+    """A training holds the machine lock shared; timing takes it exclusive, so it waits."""
+    import time
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom tvn_tf.search import engine\n"
+            "with engine.machine_lock(exclusive=False):\n"
+            "    print('training', flush=True)\n    time.sleep(3)\n",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "training"
+        start = time.perf_counter()
+        with engine.machine_lock(exclusive=True):
+            waited = time.perf_counter() - start
+        assert waited > 1.0  # Until the child's 3 s of "training" ended.
+    finally:
+        child.wait(timeout=60)
