@@ -321,6 +321,14 @@ class Search:
         self.dataset = data_lib.load_dataset(config.data)
         self.split = search_split(self.dataset)
         data_lib.check_shards(self.dataset, self.split.train + self.split.validation)
+        proxy = config.proxy
+        steps_per_epoch = max(1, self.dataset.num_videos(self.split.train) // proxy.batch_size)
+        if round(proxy.warmup_epochs * steps_per_epoch) >= proxy.train_steps:
+            raise ValueError(
+                f"--warmup_epochs={proxy.warmup_epochs:g} is "
+                f"{round(proxy.warmup_epochs * steps_per_epoch)} steps, not shorter than "
+                f"--train_steps={proxy.train_steps}: lower --warmup_epochs."
+            )
         self.settings = settings(config, self.space, self.dataset)
         self.latency_cache: dict[str, float] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
