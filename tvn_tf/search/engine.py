@@ -484,7 +484,11 @@ class Search:
         if latency is None:
             latency = self._stored_latency(key)
         if latency is None:
-            latency = self.measure_latency(model, arch, timings)
+            try:
+                latency = self.measure_latency(model, arch, timings)
+            except Exception as e:  # noqa: BLE001  (the converter's errors vary)
+                reason = " ".join(str(e).split())[:200]
+                return self._infeasible(trial, timings, f"TFLite conversion failed: {reason}")
             trial.set_user_attr("latency_cached", False)
         else:
             trial.set_user_attr("latency_cached", True)

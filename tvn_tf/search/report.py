@@ -140,6 +140,9 @@ def plot(path: str, rows, max_latency_ms: float, title: str, compare=None) -> No
         left.axvline(
             max_latency_ms, color="k", linestyle="--", label=f"limit {max_latency_ms:g} ms"
         )
+    latencies = [r["latency_ms"] for r in rows if r["latency_ms"]]
+    if latencies and max(latencies) > 20 * min(latencies):
+        left.set_xscale("log")  # Candidates span orders of magnitude.
     left.set_xlabel("measured latency (ms per clip)")
     left.set_ylabel("validation video accuracy")
     left.legend(fontsize=8)
