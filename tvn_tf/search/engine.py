@@ -390,6 +390,9 @@ class Search:
                 except optuna.exceptions.UpdateFinishedTrialError:
                     # Taken for dead (no heartbeat within --grace_period) and queued again.
                     continue
+                from tvn_tf.search import report
+
+                report.write_all(self, config)  # Up to date while the search runs.
         finally:
             progress.close()
         return self.summary()
