@@ -203,7 +203,7 @@ def test_constraints_nothing_meets_stop_after_the_random_phase(tiny_data, tmp_pa
     assert len(trials_of(model_dir)) == 2
 
 
-def test_random_search_shares_the_space_and_plots_against_the_tournament(
+def test_random_search_in_int8_shares_the_space_and_plots_against_the_tournament(
     tiny_data, tournament, tmp_path
 ):
     model_dir = str(tmp_path / "random")
@@ -211,6 +211,7 @@ def test_random_search_shares_the_space_and_plots_against_the_tournament(
         tiny_data["records"],
         model_dir,
         "--algorithm=random",
+        "--latency_variant=int8",
         "--num_trials=2",
         "--population=3",
         "--tournament_size=2",
@@ -224,7 +225,9 @@ def test_random_search_shares_the_space_and_plots_against_the_tournament(
         study = optuna.load_study(study_name="search", storage=storage)
         settings[d] = study.user_attrs[engine.SETTINGS_ATTR]
     assert settings[model_dir]["space"] == settings[tournament["dir"]]["space"]
-    assert all(t.user_attrs["mutation"] == "random" for t in trials_of(model_dir))
+    trials = trials_of(model_dir)
+    assert all(t.user_attrs["mutation"] == "random" for t in trials)
+    assert all(t.user_attrs["latency_ms"] > 0 for t in trials)  # Timed in full int8.
     assert os.path.getsize(os.path.join(model_dir, "search_report.png")) > 10000
 
 
