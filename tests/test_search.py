@@ -255,3 +255,21 @@ def test_timing_waits_for_a_training_on_the_same_machine():
         assert waited > 1.0  # Until the child's 3 s of "training" ended.
     finally:
         child.wait(timeout=60)
+
+
+def test_the_best_is_retrained_and_tested_once(tournament):
+    model_dir = tournament["dir"]
+    flags = [f for f in tournament["flags"] if not f.startswith("--num_trials")]
+    result = search(*flags, "--num_trials=6", "--final_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads(result.stdout.strip().splitlines()[-1])["final"]
+    best = engine.best_trial(trials_of(model_dir))
+    assert final["trial"] == best.number and final["split"] == "test" and final["groups"] == [5]
+    path = os.path.join(model_dir, "final_metrics.json")
+    with open(path) as f:
+        assert json.load(f) == final
+    mtime = os.path.getmtime(path)
+    again = search(*flags, "--num_trials=6", "--final_epochs=1")  # Tested once, not again.
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["final"] == final
+    assert os.path.getmtime(path) == mtime

@@ -578,7 +578,7 @@ class Search:
         from tvn_tf.training import trainer
 
         config, proxy = self.config, self.config.proxy
-        folder = os.path.join(config.model_dir, "final" if final else f"candidates/{key}")
+        folder = os.path.join(config.model_dir, "final" if final else "candidates", key)
         train_config = trainer.TrainConfig(
             model_dir=folder,
             epochs=config.final_epochs if final else 1,
@@ -695,7 +695,7 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
 
 
 def retrain_best(search: Search, best) -> dict[str, Any]:
-    """Retrains the best candidate with the full recipe and tests it once (MODEL_DIR/final).
+    """Retrains the best candidate with the full recipe and tests it once (MODEL_DIR/final/trialN).
 
     The test figures are kept in `MODEL_DIR/final_metrics.json`; a rerun whose
     best is the same network returns them instead of testing again.
@@ -710,7 +710,8 @@ def retrain_best(search: Search, best) -> dict[str, Any]:
         if done.get("trial") == best.number and done.get("epochs") == config.final_epochs:
             return done
     arch = arch_lib.architecture_from_json(best.user_attrs["architecture"], f"trial{best.number}")
-    result = search.train(arch, "final", final=True)
+    # One folder per best: a resumed search with a new best retrains that one.
+    result = search.train(arch, f"trial{best.number}", final=True)
     final = {"trial": best.number, "epochs": config.final_epochs}
     final.update(
         {
