@@ -27,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from tvn_tf import model_dir as model_dir_lib
+from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
 from tvn_tf.training import data as data_lib
@@ -67,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     num_sample_clips: int = 3
+    progress_bar: bool = True  # The step bar on the chief (off inside a search).
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -297,7 +299,10 @@ def make_replica_step(
 
 
 def train(
-    config: TrainConfig, data_config: data_lib.DataConfig, arch: arch_lib.Architecture
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    arch: arch_lib.Architecture,
+    split: splits.GroupSplit | None = None,
 ) -> dict[str, Any]:
     """Trains `arch` on the data, evaluates it, and returns the final metrics.
 
@@ -305,6 +310,9 @@ def train(
       config: The recipe and the run's mechanics.
       data_config: The data folder and its split.
       arch: The architecture (already scaled / resized).
+      split: Replaces the split `data_config` names, e.g. one without test
+        groups (the architecture search scores on validation groups only and
+        never reads the test groups).
 
     Returns:
       The test metrics (see `evaluate`), or the validation metrics when the
@@ -318,6 +326,8 @@ def train(
     """
     _check_config(config)
     dataset = data_lib.load_dataset(data_config)
+    if split is not None:
+        dataset = dataclasses.replace(dataset, split=split)
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -483,7 +493,7 @@ def _train(
     if chief and int(step.numpy()) == 0 and config.num_sample_clips:
         _log_sample_clips(dataset, arch, config, writer)
 
-    progress = _Progress(total_steps, int(step.numpy()), chief)
+    progress = _Progress(total_steps, int(step.numpy()), chief and config.progress_bar)
     start_step, started = int(step.numpy()), time.perf_counter()
     window_start, window_steps = started, 0
     try:

@@ -1,0 +1,150 @@
+"""Many workers on one study in a real PostgreSQL server that the test starts.
+
+Two worker processes (each with its own --model_dir, as on two machines) share
+one study; one is killed with SIGKILL in the middle of a trial: its candidate
+must be evaluated again by the other, the study must end with exactly
+--num_trials candidates, none lost or done twice, and the same command run
+again resumes the study.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import optuna
+import pytest
+
+from tests.test_search import ENV, tiny_flags
+from tvn_tf.search import engine
+
+
+def _postgres_bin() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server on a free localhost port; its URL."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_postgres = []
+    folder = tempfile.mkdtemp(prefix="tvn_pg_")
+    if os.geteuid() == 0:  # initdb and pg_ctl refuse to run as root.
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    data, port = os.path.join(folder, "data"), _free_port()
+
+    def run(*cmd):
+        subprocess.run(as_postgres + list(cmd), check=True, capture_output=True, timeout=120)
+
+    run(f"{bindir}/initdb", "-D", data, "-U", "tvn", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(f"{bindir}/pg_ctl", "-D", data, "-o", options, "-l", f"{folder}/log", "-w", "start")
+    try:
+        run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "tvn", "tvn")
+        yield f"postgresql://tvn@127.0.0.1:{port}/tvn"
+    finally:
+        subprocess.run(
+            as_postgres + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def study_trials(url):
+    storage = engine.open_storage(url)
+    return optuna.load_study(study_name="search", storage=storage).get_trials()
+
+
+def worker(flags):
+    cmd = [sys.executable, "-m", "tvn_tf.search", "--noprogress", *flags]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_one_killed_then_resumed(tiny_data, postgres_url, tmp_path):
+    def flags(name, budget):
+        return tiny_flags(
+            tiny_data["records"],
+            str(tmp_path / name),
+            f"--storage={postgres_url}",
+            f"--num_trials={budget}",
+            "--population=3",
+            "--tournament_size=2",
+            "--heartbeat_interval=2",
+            "--grace_period=20",
+        )
+
+    a, b = worker(flags("a", 5)), worker(flags("b", 5))
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while killed is None and time.time() < deadline:
+            time.sleep(0.5)
+            assert a.poll() is None, a.communicate()[1][-3000:]
+            try:
+                trials = study_trials(postgres_url)
+            except (ValueError, KeyError):
+                continue  # The study is not created yet.
+            mine = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{a.pid}")]
+            running = [
+                t for t in mine if t.state.name == "RUNNING" and "architecture" in t.user_attrs
+            ]
+            if running and any(t.state.name in ("COMPLETE", "PRUNED") for t in mine):
+                a.send_signal(signal.SIGKILL)  # In the middle of its second (or later) trial.
+                a.wait()
+                killed = running[0]
+        assert killed is not None, "worker A never started a second trial"
+        out, err = b.communicate(timeout=400)
+        assert b.returncode == 0, err[-3000:]
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    trials = study_trials(postgres_url)
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 5
+    workers = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in finished}
+    assert {str(a.pid), str(b.pid)} <= workers  # Both did work.
+    # The killed trial failed, and its candidate was evaluated again by the other worker.
+    assert next(t for t in trials if t.number == killed.number).state.name == "FAIL"
+    retried = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1
+    assert retried[0].user_attrs["canonical"] == killed.user_attrs["canonical"]
+    assert retried[0].user_attrs["worker"].endswith(f":{b.pid}")
+    # No candidate lost or evaluated twice.
+    assert len({t.user_attrs["canonical"] for t in finished}) == 5
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+    # The same command again, with a larger budget: the study resumes.
+    c = subprocess.run(
+        [sys.executable, "-m", "tvn_tf.search", "--noprogress", *flags("c", 6)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert c.returncode == 0, c.stderr[-3000:]
+    finished = [t for t in study_trials(postgres_url) if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 6 and len({t.user_attrs["canonical"] for t in finished}) == 6

@@ -1,0 +1,205 @@
+"""What a person looks at after a search: trials.csv, best_architecture.json, search_report.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from typing import Any
+
+from tvn_tf import atomic
+from tvn_tf.search import engine
+
+CSV_FIELDS = (
+    "number",
+    "state",
+    "feasible",
+    "fitness",
+    "latency_ms",
+    "params",
+    "flops",
+    "parent",
+    "mutation",
+    "reason",
+    "canonical",
+    "image_size",
+    "num_frames",
+    "frame_stride",
+    "num_blocks",
+    "build_s",
+    "convert_s",
+    "time_s",
+    "train_s",
+    "evaluate_s",
+    "worker",
+    "architecture",
+)
+
+
+def trial_rows(trials) -> list[dict[str, Any]]:
+    """One row per candidate (trials failed as over budget or as dead workers' are left out)."""
+    rows = []
+    for t in sorted(trials, key=lambda t: t.number):
+        a = t.user_attrs
+        if a.get("over_budget") or "architecture" not in a:
+            continue
+        arch, timings = a["architecture"], a.get("timings", {})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "feasible": a.get("feasible"),
+                "fitness": t.value if t.state.name == "COMPLETE" else None,
+                "latency_ms": a.get("latency_ms"),
+                "params": a.get("params"),
+                "flops": a.get("flops"),
+                "parent": a.get("parent"),
+                "mutation": a.get("mutation"),
+                "reason": a.get("reason"),
+                "canonical": a.get("canonical"),
+                "image_size": arch["image_size"],
+                "num_frames": arch["num_frames"],
+                "frame_stride": arch["frame_stride"],
+                "num_blocks": len(arch["blocks"]),
+                **{
+                    f"{k}_s": timings.get(k)
+                    for k in ("build", "convert", "time", "train", "evaluate")
+                },
+                "worker": a.get("worker"),
+                "architecture": json.dumps(arch, sort_keys=True),
+            }
+        )
+    return rows
+
+
+def write_json(path: str, data: Any) -> None:
+    _write(path, json.dumps(data, indent=1) + "\n")
+
+
+def _write(path: str, text: str) -> None:
+    tmp = atomic.temporary_path(path)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_csv(path: str, rows) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write(path, out.getvalue())
+
+
+def best_so_far(rows) -> tuple[list[int], list[float]]:
+    """Best fitness after each candidate, in trial order (0 until a feasible one trains)."""
+    xs, ys, best = [], [], 0.0
+    for i, row in enumerate(rows, 1):
+        if row["fitness"] is not None:
+            best = max(best, row["fitness"])
+        xs.append(i)
+        ys.append(best)
+    return xs, ys
+
+
+def pareto_front(points) -> list[tuple[float, float]]:
+    """(latency, fitness) points no other point beats on both (faster and at least as accurate)."""
+    front, best = [], -1.0
+    for latency, fitness in sorted(points, key=lambda p: (p[0], -p[1])):
+        if fitness > best:
+            front.append((latency, fitness))
+            best = fitness
+    return front
+
+
+def plot(path: str, rows, max_latency_ms: float, title: str, compare=None) -> None:
+    """Fitness against latency (Pareto front, limit line) and best fitness over trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    trained = [(r["latency_ms"], r["fitness"]) for r in rows if r["fitness"] is not None]
+    infeasible = [r["latency_ms"] for r in rows if r["feasible"] is False and r["latency_ms"]]
+    if trained:
+        left.scatter(*zip(*trained), s=14, alpha=0.6, label="trained candidates")
+        front = pareto_front(trained)
+        left.step(*zip(*front), where="post", color="C3", label="Pareto front")
+    if infeasible:
+        left.scatter(
+            infeasible,
+            [0] * len(infeasible),
+            marker="x",
+            s=14,
+            color="grey",
+            label="infeasible (not trained)",
+        )
+    if max_latency_ms:
+        left.axvline(
+            max_latency_ms, color="k", linestyle="--", label=f"limit {max_latency_ms:g} ms"
+        )
+    latencies = [r["latency_ms"] for r in rows if r["latency_ms"]]
+    if latencies and max(latencies) > 20 * min(latencies):
+        left.set_xscale("log")  # Candidates span orders of magnitude.
+    left.set_xlabel("measured latency (ms per clip)")
+    left.set_ylabel("validation video accuracy")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    xs, ys = best_so_far(rows)
+    right.plot(xs, ys, label=title)
+    if compare is not None:
+        cx, cy = best_so_far(compare[1])
+        right.plot(cx, cy, label=compare[0])
+    right.set_xlabel("candidates evaluated")
+    right.set_ylabel("best validation video accuracy")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def load_compare(spec: str) -> tuple[str, list[dict]]:
+    """`--compare_study`: a search's --model_dir, or STORAGE_URL[#STUDY_NAME]."""
+    import optuna
+
+    url, _, name = spec.partition("#")
+    if "://" not in url:
+        url = "sqlite:///" + os.path.abspath(os.path.join(url, engine.STUDY_DB))
+        if not os.path.exists(url[len("sqlite:///") :]):
+            raise ValueError(f"--compare_study={spec}: no {engine.STUDY_DB} there.")
+    storage = engine.open_storage(url)
+    with engine._quiet_optuna():  # noqa: SLF001
+        names = [s.study_name for s in storage.get_all_studies()]
+        if not names or (name and name not in names):
+            raise ValueError(f"--compare_study={spec}: no such study (has {names}).")
+        study = optuna.load_study(study_name=name or names[0], storage=storage)
+    algorithm = study.user_attrs.get(engine.SETTINGS_ATTR, {}).get("algorithm", "other")
+    return f"{algorithm} ({study.study_name})", trial_rows(study.get_trials(deepcopy=False))
+
+
+def write_all(search: engine.Search, config: engine.SearchConfig) -> None:
+    """trials.csv, best_architecture.json and search_report.png in the model dir."""
+    os.makedirs(config.model_dir, exist_ok=True)
+    trials = search.study.get_trials(deepcopy=False)
+    rows = trial_rows(trials)
+    write_csv(os.path.join(config.model_dir, "trials.csv"), rows)
+    best = engine.best_trial(trials)
+    if best is not None:
+        _write(
+            os.path.join(config.model_dir, engine.BEST_ARCHITECTURE),
+            json.dumps(best.user_attrs["architecture"], indent=1) + "\n",
+        )
+    compare = load_compare(config.compare_study) if config.compare_study else None
+    plot(
+        os.path.join(config.model_dir, "search_report.png"),
+        rows,
+        config.max_latency_ms,
+        f"{config.algorithm} ({config.study_name})",
+        compare,
+    )
