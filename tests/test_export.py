@@ -268,6 +268,8 @@ def test_evaluate_and_export_read_a_run_without_train_config_alike(tmp_path):
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["groups"] == [2]
+    nowhere = fx.run_module("tvn_tf.evaluate", f"--model_dir={tmp_path}/nowhere")
+    assert f"evaluate: {tmp_path}/nowhere: not a model directory" in nowhere.stderr
 
 
 def _copy_of_the_run(tmp_path):

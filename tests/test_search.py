@@ -15,11 +15,11 @@ import sys
 import optuna
 import pytest
 
+from tests.isolated import ENV, run_module
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.search import engine
 from tvn_tf.search import space as space_lib
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 TINY_SPACE = [
     "--resolution=32,32",
     "--frames=1,2",
@@ -31,8 +31,7 @@ TINY_SPACE = [
 
 
 def search(*args, timeout=600):
-    cmd = [sys.executable, "-m", "tvn_tf.search", "--noprogress", *args]
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return run_module("tvn_tf.search", "--noprogress", *args, timeout=timeout)
 
 
 def tiny_flags(data, model_dir, *extra):
@@ -140,12 +139,8 @@ def test_reports_and_best_architecture_load_elsewhere(tournament):
         key=lambda r: (-float(r["fitness"]), float(r["latency_ms"]), int(r["number"])),
     )
     assert json.loads(best_row["architecture"]) == json.loads(json.dumps(best.to_json()))
-    info = subprocess.run(
-        [sys.executable, "-m", "tvn_tf.model_info", f"--arch_json={best_file}", "--num_classes=4"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    info = run_module(
+        "tvn_tf.model_info", f"--arch_json={best_file}", "--num_classes=4", timeout=300
     )
     assert info.returncode == 0, info.stderr[-2000:]
     assert json.loads(info.stdout.strip().splitlines()[-1])["total_params"] == int(

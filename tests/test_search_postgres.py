@@ -15,14 +15,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import optuna
 import pytest
 
-from tests.test_search import ENV, tiny_flags
+from tests.isolated import run_module, start_module
+from tests.test_search import tiny_flags
 from tvn_tf.search import engine
 
 
@@ -77,8 +77,7 @@ def study_trials(url):
 
 
 def worker(flags):
-    cmd = [sys.executable, "-m", "tvn_tf.search", "--noprogress", *flags]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_module("tvn_tf.search", "--noprogress", *flags)
 
 
 def test_two_workers_one_killed_then_resumed(tiny_data, postgres_url, tmp_path):
@@ -138,13 +137,7 @@ def test_two_workers_one_killed_then_resumed(tiny_data, postgres_url, tmp_path):
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
 
     # The same command again, with a larger budget: the study resumes.
-    c = subprocess.run(
-        [sys.executable, "-m", "tvn_tf.search", "--noprogress", *flags("c", 6)],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    c = run_module("tvn_tf.search", "--noprogress", *flags("c", 6), timeout=400)
     assert c.returncode == 0, c.stderr[-3000:]
     finished = [t for t in study_trials(postgres_url) if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 6 and len({t.user_attrs["canonical"] for t in finished}) == 6

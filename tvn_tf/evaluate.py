@@ -90,6 +90,7 @@ def main(argv: list[str]) -> None:
     if not FLAGS.model_dir:
         sys.exit("evaluate: --model_dir is required.")
     try:
+        model_dir_lib.read_spec(FLAGS.model_dir)  # A wrong folder is named as such first.
         result = evaluate(
             FLAGS.model_dir,
             data_flags.data_config_of_run(FLAGS.model_dir),
