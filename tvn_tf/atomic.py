@@ -22,6 +22,14 @@ def temporary_path(path: str) -> str:
     return f"{path}.tmp{os.getpid()}"
 
 
+def write_text(path: str, text: str) -> None:
+    """Writes `text` to `path` under its temporary name, then renames it into place."""
+    tmp = temporary_path(path)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this PID exists on this machine."""
     try:

@@ -122,11 +122,7 @@ class ModelSpec:
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Writes JSON to `path` through a temporary file, so readers never see half of it."""
-    tmp = atomic.temporary_path(path)
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def write_spec(model_dir: str, spec: ModelSpec) -> None:

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import splits as splits_lib
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.search import space as space_lib
@@ -700,8 +701,6 @@ def retrain_best(search: Search, best) -> dict[str, Any]:
     The test figures are kept in `MODEL_DIR/final_metrics.json`; a rerun whose
     best is the same network returns them instead of testing again.
     """
-    from tvn_tf.search import report
-
     config = search.config
     path = os.path.join(config.model_dir, "final_metrics.json")
     if os.path.exists(path):
@@ -720,5 +719,5 @@ def retrain_best(search: Search, best) -> dict[str, Any]:
             if k in result
         }
     )
-    report.write_json(path, final)
+    model_dir_lib.write_json_atomic(path, final)
     return final

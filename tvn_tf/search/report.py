@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from tvn_tf import atomic
+from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.search import engine
 
 CSV_FIELDS = (
@@ -73,23 +74,12 @@ def trial_rows(trials) -> list[dict[str, Any]]:
     return rows
 
 
-def write_json(path: str, data: Any) -> None:
-    _write(path, json.dumps(data, indent=1) + "\n")
-
-
-def _write(path: str, text: str) -> None:
-    tmp = atomic.temporary_path(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_csv(path: str, rows) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    _write(path, out.getvalue())
+    atomic.write_text(path, out.getvalue())
 
 
 def best_so_far(rows) -> tuple[list[int], list[float]]:
@@ -158,8 +148,8 @@ def plot(path: str, rows, max_latency_ms: float, title: str, compare=None) -> No
     right.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
+    tmp = atomic.temporary_path(path)
+    fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -191,9 +181,9 @@ def write_all(search: engine.Search, config: engine.SearchConfig) -> None:
     write_csv(os.path.join(config.model_dir, "trials.csv"), rows)
     best = engine.best_trial(trials)
     if best is not None:
-        _write(
+        model_dir_lib.write_json_atomic(
             os.path.join(config.model_dir, engine.BEST_ARCHITECTURE),
-            json.dumps(best.user_attrs["architecture"], indent=1) + "\n",
+            best.user_attrs["architecture"],
         )
     compare = load_compare(config.compare_study) if config.compare_study else None
     plot(
