@@ -503,3 +503,23 @@ def test_second_process_on_a_model_dir_is_refused_and_a_killed_one_does_not_bloc
     result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((model_dir / "metrics.json").read_text())["step"] == 8
+
+
+def test_evaluator_takes_the_values_it_uses_and_scores_every_clip_and_crop(tiny_data):
+    # `evaluate` scores a stored run through this without a TrainConfig.
+    from tvn_tf.training import data as data_lib
+    from tvn_tf.training import trainer
+
+    dataset = data_lib.load_dataset(data_lib.DataConfig(tiny_data["records"], fold=4))
+
+    class Clip:
+        num_frames, frame_stride, image_size = 2, 4, 16
+
+    model = keras.Sequential(
+        [keras.Input((2, 16, 16, 3)), keras.layers.GlobalAveragePooling3D(), keras.layers.Dense(4)]
+    )
+    evaluator = trainer.Evaluator(model, dataset, Clip, batch_size=4, eval_clips=2, eval_crops=3)
+    result = evaluator.evaluate(dataset.split.test)
+    videos = dataset.num_videos(dataset.split.test)
+    assert result["num_test_videos"] == videos
+    assert result["num_test_clips"] == videos * 2 * 3

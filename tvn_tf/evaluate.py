@@ -62,23 +62,19 @@ def evaluate(
             "groups; pick another --groups or --split."
         )
     data_lib.check_shards(dataset, chosen)
-    from tvn_tf.models import architecture as arch_lib
-
-    arch = arch_lib.architecture_from_json(spec.architecture, spec.name)
-    config = trainer.TrainConfig(
-        model_dir=model_dir,
-        batch_size=batch_size,
-        eval_clips=eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips),
-        eval_crops=eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops),
+    eval_clips = eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips)
+    eval_crops = eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops)
+    evaluator = trainer.Evaluator(
+        model, dataset, spec, batch_size=batch_size, eval_clips=eval_clips, eval_crops=eval_crops
     )
-    result = trainer.Evaluator(model, dataset, arch, config).evaluate(chosen)
+    result = evaluator.evaluate(chosen)
     result.update(
         step=step,
         checkpoint=path,
         split=groups,
         groups=list(chosen),
-        eval_clips=config.eval_clips,
-        eval_crops=config.eval_crops,
+        eval_clips=eval_clips,
+        eval_crops=eval_crops,
     )
     trainer.write_metrics(model_dir, result, spec.class_names)
     return result

@@ -489,7 +489,18 @@ def _train(
         )
     )
     # Evaluation runs on the chief alone: the weights are the same on every worker.
-    evaluator = Evaluator(model, dataset, arch, config) if chief else None
+    evaluator = (
+        Evaluator(
+            model,
+            dataset,
+            arch,
+            batch_size=config.batch_size,
+            eval_clips=config.eval_clips,
+            eval_crops=config.eval_crops,
+        )
+        if chief
+        else None
+    )
     if chief and int(step.numpy()) == 0 and config.num_sample_clips:
         _log_sample_clips(dataset, arch, config, writer)
 
@@ -587,16 +598,34 @@ def _log_sample_clips(dataset, arch, config, writer) -> None:
 
 
 class Evaluator:
-    """Runs a model over every clip (and crop) of some groups and scores it."""
+    """Runs a model over every clip (and crop) of some groups and scores it.
+
+    Takes only what evaluation reads, so that `tvn_tf.evaluate` scores a stored
+    run without building a training recipe.
+
+    Args:
+      model: The classifier, `[batch, frames, size, size, 3] -> logits`.
+      dataset: The data and its split (`tvn_tf.training.data.load_dataset`).
+      arch: Anything with `num_frames`, `frame_stride` and `image_size`: an
+        `Architecture`, or the `ModelSpec` of a trained model.
+      batch_size: Clips per batch (at least 8 are used: evaluation holds no
+        gradients).
+      eval_clips: Evenly spaced clips per video.
+      eval_crops: Spatial views per clip, 1 or 3.
+    """
 
     def __init__(
         self,
         model: keras.Model,
         dataset: data_lib.Dataset,
-        arch: arch_lib.Architecture,
-        config: TrainConfig,
+        arch: Any,
+        *,
+        batch_size: int,
+        eval_clips: int,
+        eval_crops: int,
     ):
-        self.model, self.dataset, self.arch, self.config = model, dataset, arch, config
+        self.model, self.dataset, self.arch = model, dataset, arch
+        self.batch_size, self.eval_clips, self.eval_crops = batch_size, eval_clips, eval_crops
         shape = (None, arch.num_frames, arch.image_size, arch.image_size, 3)
         self.forward = tf.function(
             lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
@@ -609,9 +638,9 @@ class Evaluator:
             groups,
             self.arch,
             training=False,
-            batch_size=max(8, self.config.batch_size),
-            num_clips=self.config.eval_clips,
-            num_crops=self.config.eval_crops,
+            batch_size=max(8, self.batch_size),
+            num_clips=self.eval_clips,
+            num_crops=self.eval_crops,
             with_video_ids=True,
         )
         logits, labels, ids = [], [], []
