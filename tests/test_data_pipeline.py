@@ -78,11 +78,18 @@ def _collect(ds):
     return np.concatenate(clips), np.concatenate(labels), np.concatenate(ids)
 
 
+def _source(prepared, source, **kwargs):
+    """The pipeline of one source, by name, over the prepared folder or its video tree."""
+    if source == "tfrecord":
+        return pipeline.make_tfrecord_dataset(str(prepared[1]), **kwargs)
+    return pipeline.make_avi_dataset(str(prepared[0]), **kwargs)
+
+
 def _training_clips(prepared, source, **kwargs):
     """Unaugmented training clips of groups 1-2 with their video ids, from either source."""
-    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
-    return pipeline.make_dataset(
-        str(data_dir),
+    return _source(
+        prepared,
+        source,
         training=True,
         num_frames=T,
         frame_stride=STRIDE,
@@ -96,7 +103,6 @@ def _training_clips(prepared, source, **kwargs):
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
-    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
     kwargs = dict(
         training=False,
         num_frames=T,
@@ -107,7 +113,7 @@ def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
         groups=[3],
         with_video_ids=True,
     )
-    clips, labels, ids = _collect(pipeline.make_dataset(str(data_dir), **kwargs))
+    clips, labels, ids = _collect(_source(prepared, source, **kwargs))
     assert clips.shape == (5 * 3, T, SIZE, SIZE, 3) and clips.dtype == np.float32
     by_video = {}
     for clip, label, vid in zip(clips, labels, ids):
@@ -115,9 +121,38 @@ def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
         assert label == (0 if vid.startswith(b"Alpha/") else 1)
     assert by_video["Alpha/v_Alpha_g03_c01.avi"] == [[0, 4], [3, 7], [7, 11]]
     assert by_video["Beta/v_Beta_g03_c03.avi"] == [[0, 1]] * 3  # 3 frames: loop rule
-    again = _collect(pipeline.make_dataset(str(data_dir), **kwargs))
+    again = _collect(_source(prepared, source, **kwargs))
     np.testing.assert_array_equal(clips, again[0])
     np.testing.assert_array_equal(ids, again[2])
+
+
+def test_both_sources_give_the_same_evaluation_clips(prepared):
+    # One clip pipeline behind both: the same frames of the same videos, as far as the
+    # prepared JPEGs (resized to a short side of 48) allow.
+    kwargs = dict(
+        training=False,
+        num_frames=T,
+        frame_stride=STRIDE,
+        image_size=SIZE,
+        batch_size=4,
+        num_clips=3,
+        with_video_ids=True,
+    )
+    by_source = {}
+    for source in ("tfrecord", "avi"):
+        clips, labels, ids = _collect(_source(prepared, source, **kwargs))
+        by_video = {}
+        for clip, label, vid in zip(clips, labels, ids):
+            by_video.setdefault(vid.decode(), []).append((int(label), clip))
+        by_source[source] = by_video
+    assert sorted(by_source["tfrecord"]) == sorted(by_source["avi"])
+    assert len(by_source["avi"]) == 13
+    for vid, clips in by_source["avi"].items():
+        prepared_clips = by_source["tfrecord"][vid]
+        assert [label for label, _ in clips] == [label for label, _ in prepared_clips]
+        for (_, a), (_, b) in zip(clips, prepared_clips):
+            assert frame_indices(_pixels(a)) == frame_indices(_pixels(b))
+            np.testing.assert_allclose(a, b, atol=0.05)
 
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
@@ -187,14 +222,46 @@ def test_input_context_shards_videos(prepared):
     assert len(seen[0] | seen[1]) == 13
 
 
-def test_group_numbers(prepared):
-    assert pipeline.group_numbers(str(prepared[0])) == [1, 2, 3]
-    assert pipeline.group_numbers(str(prepared[1])) == [1, 2, 3]
-    assert pipeline.class_names(str(prepared[1])) == ["Alpha", "Beta"]
+@pytest.mark.parametrize("source", ["tfrecord", "avi"])
+def test_a_prepared_folder_and_its_video_tree_load_as_the_same_dataset(prepared, source):
+    from tvn_tf.data import dataset as data_lib
+
+    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
+    dataset = data_lib.load_dataset(data_lib.DataConfig(str(data_dir), split="all"))
+    assert data_lib.is_prepared(dataset.config) == (source == "tfrecord")
+    assert dataset.class_names == ("Alpha", "Beta")
+    assert dataset.videos_per_group == {1: 4, 2: 4, 3: 5}
+
+
+@pytest.mark.parametrize(
+    ("folder", "data_format", "expected"),
+    [(1, "auto", "tfrecord"), (0, "auto", "avi"), (1, "avi", "avi"), (1, "tfrecord", "tfrecord")],
+)
+def test_make_clips_reads_tfrecords_when_prepared_and_avis_otherwise(
+    prepared, monkeypatch, folder, data_format, expected
+):
+    # The one source dispatch that training, evaluation, export and the benchmarks call.
+    from tvn_tf.data import dataset as data_lib
+
+    config = data_lib.DataConfig(str(prepared[folder]), data_format=data_format, split="all")
+    dataset = data_lib.Dataset(
+        config, ("Alpha", "Beta"), {1: 4}, data_lib.splits.GroupSplit((1,), (), ())
+    )
+    called = []
+    monkeypatch.setattr(pipeline, "make_tfrecord_dataset", lambda d, **k: called.append("tfrecord"))
+    monkeypatch.setattr(pipeline, "make_avi_dataset", lambda d, **k: called.append("avi"))
+
+    class Clip:
+        num_frames, frame_stride, image_size = T, STRIDE, SIZE
+
+    data_lib.make_clips(dataset, [1], Clip, training=False, batch_size=1)
+    assert called == [expected]
 
 
 def test_average_clip_scores():
-    ids, scores = pipeline.average_clip_scores(
+    from tvn_tf.training import metrics
+
+    ids, scores = metrics.average_clip_scores(
         np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), np.array([b"b", b"a", b"b"])
     )
     assert ids.tolist() == [b"a", b"b"]
@@ -220,7 +287,6 @@ def test_three_square_crops_run_along_the_long_side():
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_three_crop_evaluation_gives_each_view_its_own_element(prepared, source):
-    data_dir = prepared[1] if source == "tfrecord" else prepared[0]
     kwargs = dict(
         training=False,
         num_frames=T,
@@ -230,10 +296,8 @@ def test_three_crop_evaluation_gives_each_view_its_own_element(prepared, source)
         num_clips=2,
         with_video_ids=True,
     )
-    clips, labels, ids = _collect(pipeline.make_dataset(str(data_dir), **kwargs))
-    views, view_labels, view_ids = _collect(
-        pipeline.make_dataset(str(data_dir), num_crops=3, **kwargs)
-    )
+    clips, labels, ids = _collect(_source(prepared, source, **kwargs))
+    views, view_labels, view_ids = _collect(_source(prepared, source, num_crops=3, **kwargs))
     assert len(views) == 3 * len(clips)
     np.testing.assert_array_equal(view_ids[1::3], ids)
     np.testing.assert_array_equal(view_labels[::3], labels)
@@ -246,7 +310,7 @@ def test_three_crop_evaluation_gives_each_view_its_own_element(prepared, source)
 def test_deterministic_training_input_repeats_its_order_without_op_determinism(prepared, source):
     # What `train --deterministic` asks of the input: the same clips in the same order on
     # every run with one seed, from the parallel reads and maps alone (no op determinism).
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
 
     data_dir = prepared[1] if source == "tfrecord" else prepared[0]
     dataset = data_lib.load_dataset(data_lib.DataConfig(str(data_dir), split="all"))

@@ -243,7 +243,7 @@ def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
         raise RuntimeError("conversion broke")
 
     monkeypatch.setattr(tflite, "convert", fail)
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
 
     dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
     options = export_lib.ExportOptions(variants=("float32",), calibration_clips=2, parity_clips=2)
@@ -423,7 +423,7 @@ def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):
 
 
 def test_calibration_clips_are_spread_over_classes_not_the_first_videos():
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
 
     dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
     spec = model_dir_lib.read_spec(fx.model_dir())

@@ -507,7 +507,7 @@ def test_second_process_on_a_model_dir_is_refused_and_a_killed_one_does_not_bloc
 
 def test_evaluator_takes_the_values_it_uses_and_scores_every_clip_and_crop(tiny_data):
     # `evaluate` scores a stored run through this without a TrainConfig.
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
     from tvn_tf.training import trainer
 
     dataset = data_lib.load_dataset(data_lib.DataConfig(tiny_data["records"], fold=4))

@@ -27,7 +27,7 @@ from absl import flags  # noqa: E402
 
 from tvn_tf import data_flags  # noqa: E402
 from tvn_tf import train  # noqa: E402  (defines the training flags)
-from tvn_tf.training import data as data_lib  # noqa: E402
+from tvn_tf.data import dataset as data_lib  # noqa: E402
 from tvn_tf.training import metrics  # noqa: E402
 from tvn_tf.training import trainer  # noqa: E402
 

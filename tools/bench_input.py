@@ -28,6 +28,7 @@ import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tvn_tf.data import dataset as data_lib  # noqa: E402
 from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
 from tvn_tf.training import trainer  # noqa: E402
 
@@ -85,6 +86,33 @@ def clips_per_second(
     return batches * batch_size / (time.perf_counter() - start)
 
 
+class _Tvn1Input:
+    """The clip shape `data_lib.make_clips` samples for."""
+
+    num_frames, frame_stride, image_size = NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE
+
+
+def training_clips(
+    data_dir: str, data_format: str, *, batch_size: int, clips_per_video: int
+) -> tf.data.Dataset:
+    """Training input as `tvn_tf.train` builds it, from one source named by `data_format`.
+
+    Goes through the data front door (`tvn_tf.data.dataset.make_clips`), so the
+    bench measures exactly what training reads, over every group.
+    """
+    config = data_lib.DataConfig(data_dir, data_format=data_format, split="all")
+    dataset = data_lib.load_dataset(config)
+    return data_lib.make_clips(
+        dataset,
+        dataset.split.train,
+        _Tvn1Input,
+        training=True,
+        batch_size=batch_size,
+        num_clips=clips_per_video,
+        seed=0,
+    )
+
+
 def sampled_jpegs(data_dir: str, clips: int = 4096, seed: int = 0) -> tf.Tensor:
     """JPEGs of training clips sampled as the pipeline samples them: string [clips, T]."""
 
@@ -140,22 +168,14 @@ def bench_input(
             video_dir, data_dir = os.path.join(tmp, "videos"), os.path.join(tmp, "tfrecords")
             demo_data.make_demo_data(video_dir, num_frames=demo_frames)
             prepare.prepare_dataset(video_dir, data_dir)
-        common = dict(
-            training=True,
-            num_frames=NUM_FRAMES,
-            frame_stride=FRAME_STRIDE,
-            image_size=IMAGE_SIZE,
-            batch_size=batch_size,
-            num_clips=clips_per_video,
-            seed=0,
-        )
+        common = dict(batch_size=batch_size, clips_per_video=clips_per_video)
         jpegs = sampled_jpegs(data_dir)
         # Alternate short windows and take medians: shared machines drift between runs.
         rates = {"tfrecord": [], "bound": [], "resize": []}
         for _ in range(ROUNDS):
             rates["tfrecord"].append(
                 clips_per_second(
-                    pipeline.make_tfrecord_dataset(data_dir, **common), batch_size, seconds / ROUNDS
+                    training_clips(data_dir, "tfrecord", **common), batch_size, seconds / ROUNDS
                 )
             )
             for key, resize in (("bound", False), ("resize", True)):
@@ -185,7 +205,7 @@ def bench_input(
         avi = None
         if video_dir:
             avi = clips_per_second(
-                pipeline.make_avi_dataset(video_dir, **common),
+                training_clips(video_dir, "avi", **common),
                 batch_size,
                 seconds,
                 warmup_batches=1,

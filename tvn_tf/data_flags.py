@@ -7,7 +7,7 @@ import dataclasses
 from absl import flags
 
 from tvn_tf import model_dir as model_dir_lib
-from tvn_tf.training import data as data_lib
+from tvn_tf.data import dataset as data_lib
 
 FLAGS = flags.FLAGS
 

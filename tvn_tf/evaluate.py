@@ -19,7 +19,7 @@ from absl import flags
 
 from tvn_tf import data_flags
 from tvn_tf import model_dir as model_dir_lib
-from tvn_tf.training import data as data_lib
+from tvn_tf.data import dataset as data_lib
 from tvn_tf.training import trainer
 
 FLAGS = flags.FLAGS

@@ -146,7 +146,7 @@ def _spread_clips(dataset, groups, spec, count: int, clips_per_video: int):
     """
     import numpy as np
 
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
 
     total = dataset.num_videos(groups) * clips_per_video
     keep = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
@@ -211,7 +211,7 @@ def export(
     Args:
       model_dir: A training run's folder (`tvn_tf.model_dir`).
       output_dir: The folder to create; replaced only with `options.overwrite`.
-      dataset: The data and split (`tvn_tf.training.data.load_dataset`).
+      dataset: The data and split (`tvn_tf.data.dataset.load_dataset`).
       checkpoint: None (latest), "best", or a checkpoint prefix.
       options: Variants and clip counts.
 
@@ -393,7 +393,7 @@ def main(argv):
         if not FLAGS.model_dir or not FLAGS.output_dir:
             raise ValueError("--model_dir and --output_dir are required.")
         from tvn_tf import model_dir as model_dir_lib
-        from tvn_tf.training import data as data_lib
+        from tvn_tf.data import dataset as data_lib
 
         model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
         options = ExportOptions(

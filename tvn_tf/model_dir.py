@@ -187,12 +187,12 @@ def data_config(model_dir: str, given: dict[str, Any], defaults: dict[str, Any] 
     `defaults` (the flags' defaults), and then `given` must name the data_dir.
 
     Returns:
-      A `tvn_tf.training.data.DataConfig`.
+      A `tvn_tf.data.dataset.DataConfig`.
 
     Raises:
       ValueError: no data folder is known, or the stored config is unreadable.
     """
-    from tvn_tf.training import data as data_lib
+    from tvn_tf.data import dataset as data_lib
 
     run = read_train_config(model_dir)
     values = {**(defaults or {})} if run is None else dict(run["data"])

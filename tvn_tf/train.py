@@ -23,7 +23,7 @@ from tvn_tf import data_flags
 from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
-from tvn_tf.training import data as data_lib
+from tvn_tf.data import dataset as data_lib
 from tvn_tf.training import metrics
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib

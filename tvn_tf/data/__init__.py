@@ -14,6 +14,8 @@ Modules, in the order the data flows:
 - `augment`: clip-consistent augmentation (one random draw per clip).
 - `preprocessing`: resizing and THE normalisation, shared with export.
 - `pipeline`: the `tf.data` pipelines (TFRecords, or the `.avi` tree directly).
+- `dataset`: the front door: the data config, loading a prepared folder or a
+  video tree with its split, and `make_clips`, which picks the pipeline.
 - `demo_data`: a small synthetic dataset in the UCF50 layout.
 
 Nothing is imported here, so that light modules (`layout`, `video`,

@@ -6,12 +6,15 @@ Two sources, one output:
   (fast; decodes only the sampled frames, and in training only their crop).
 - `make_avi_dataset`: the `.avi` tree itself, decoded with PyAV on the fly
   (no preparation; slow, for quick starts).
-- `make_dataset` picks one from what the folder holds.
+
+Which one a run reads is chosen in one place, `tvn_tf.data.dataset.make_clips`;
+call that rather than these.
 
 Elements are `(clips, labels)`: float32 [batch, num_frames, image_size,
 image_size, 3] in [-1, 1] and int32 [batch]; with `with_video_ids=True`, also
 string [batch] video ids (paths relative to the dataset root), so that
-`average_clip_scores` can average the clip scores of each video.
+`tvn_tf.training.metrics.average_clip_scores` can average the clip scores of
+each video.
 
 Training: `num_clips` clips per video read (default 1), each from a random
 start with its own clip-consistent augmentation; shuffling, repeat, complete
@@ -26,7 +29,6 @@ divided by the number of replicas; use it through
 from __future__ import annotations
 
 import glob
-import json
 import os
 from collections.abc import Collection
 
@@ -44,38 +46,6 @@ DEFAULT_AUGMENT = augment_lib.AugmentConfig()
 AVI_SHUFFLE_VIDEOS = 8
 # Ceiling for buffers grown by AUTOTUNE, so resident memory stays bounded.
 AUTOTUNE_RAM_BUDGET = 1 << 30
-
-
-def make_dataset(data_dir: str, **kwargs) -> tf.data.Dataset:
-    """The TFRecord pipeline if `data_dir` holds `*.tfrecord` files, else the AVI one.
-
-    Args:
-      data_dir: Output of `tools/prepare_ucf50.py`, or a UCF50-style video tree.
-      **kwargs: Arguments of `make_tfrecord_dataset` / `make_avi_dataset`.
-    """
-    if glob.glob(os.path.join(data_dir, "*" + records.SHARD_SUFFIX)):
-        return make_tfrecord_dataset(data_dir, **kwargs)
-    return make_avi_dataset(data_dir, **kwargs)
-
-
-def class_names(data_dir: str) -> list[str]:
-    """The class list of a prepared folder (`classes.json`) or of a video tree."""
-    if os.path.exists(os.path.join(data_dir, "classes.json")):
-        return records.read_classes(data_dir)
-    return list(layout.scan_videos(data_dir).classes)
-
-
-def group_numbers(data_dir: str) -> list[int]:
-    """The groups present in a prepared folder (from `manifest.jsonl`) or a video tree.
-
-    Pass `len(...)` as `num_groups` to `splits` (UCF50: 25; the demo data: 7).
-    """
-    manifest = os.path.join(data_dir, "manifest.jsonl")
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            entries = [json.loads(line) for line in f]
-        return sorted({e["group"] for e in entries if e["status"] == "ok"})
-    return sorted({v.group for v in layout.scan_videos(data_dir).videos})
 
 
 def tfrecord_files(data_dir: str, groups: Collection[int] | None = None) -> list[str]:
@@ -370,22 +340,6 @@ def _check_one_decodes(video_dir, videos, groups) -> None:
         f"{sorted({v.group for v in videos}) if groups is None else sorted(groups)} can be "
         f"decoded (first: {first_error}); expected readable .avi files."
     )
-
-
-def average_clip_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Averages the scores (e.g. softmax) of the clips of each video.
-
-    Args:
-      scores: [num_clips_total, num_classes] clip scores.
-      video_ids: [num_clips_total] video id of each clip (str or bytes).
-
-    Returns:
-      (ids, mean_scores): the sorted unique ids and [len(ids), num_classes].
-    """
-    ids, inverse = np.unique(np.asarray(video_ids), return_inverse=True)
-    sums = np.zeros((len(ids), scores.shape[1]), np.float64)
-    np.add.at(sums, inverse, scores)
-    return ids, sums / np.bincount(inverse, minlength=len(ids))[:, None]
 
 
 def _per_replica(batch_size, input_context):

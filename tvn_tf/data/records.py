@@ -20,7 +20,6 @@ clip samples. Anyone can produce this format with a short script.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -179,9 +178,3 @@ def manifest_entry(entry: layout.VideoFile, status: str, reason: str, frames: in
         "reason": reason,
         "frames": frames,
     }
-
-
-def read_classes(data_dir: str) -> list[str]:
-    """The class list saved by preparation (`classes.json`), index = label."""
-    with open(os.path.join(data_dir, "classes.json")) as f:
-        return json.load(f)

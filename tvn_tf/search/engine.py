@@ -45,7 +45,7 @@ from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import splits as splits_lib
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.search import space as space_lib
-from tvn_tf.training import data as data_lib
+from tvn_tf.data import dataset as data_lib
 
 ALGORITHMS = ("tournament", "random")
 LATENCY_VARIANTS = ("float32", "int8")

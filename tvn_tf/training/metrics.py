@@ -9,13 +9,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from tvn_tf import atomic
-from tvn_tf.data import pipeline
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def average_clip_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Averages the scores (e.g. softmax) of the clips of each video.
+
+    Args:
+      scores: [num_clips_total, num_classes] clip scores.
+      video_ids: [num_clips_total] video id of each clip (str or bytes).
+
+    Returns:
+      (ids, mean_scores): the sorted unique ids and [len(ids), num_classes].
+    """
+    ids, inverse = np.unique(np.asarray(video_ids), return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]), np.float64)
+    np.add.at(sums, inverse, scores)
+    return ids, sums / np.bincount(inverse, minlength=len(ids))[:, None]
 
 
 def classification_metrics(
@@ -37,7 +52,7 @@ def classification_metrics(
     """
     clip_labels = np.asarray(clip_labels)
     probs = softmax(np.asarray(clip_logits, np.float64))
-    ids, video_probs = pipeline.average_clip_scores(probs, video_ids)
+    ids, video_probs = average_clip_scores(probs, video_ids)
     first_clip = {vid: i for i, vid in reversed(list(enumerate(np.asarray(video_ids))))}
     video_labels = np.array([clip_labels[first_clip[vid]] for vid in ids])
     predicted = video_probs.argmax(axis=1)

@@ -30,7 +30,7 @@ from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
-from tvn_tf.training import data as data_lib
+from tvn_tf.data import dataset as data_lib
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
@@ -605,7 +605,7 @@ class Evaluator:
 
     Args:
       model: The classifier, `[batch, frames, size, size, 3] -> logits`.
-      dataset: The data and its split (`tvn_tf.training.data.load_dataset`).
+      dataset: The data and its split (`tvn_tf.data.dataset.load_dataset`).
       arch: Anything with `num_frames`, `frame_stride` and `image_size`: an
         `Architecture`, or the `ModelSpec` of a trained model.
       batch_size: Clips per batch (at least 8 are used: evaluation holds no

@@ -1,8 +1,14 @@
-"""What a training run reads: the dataset's classes, groups, split and clip pipelines.
+"""The data front door: a dataset's config, its classes, groups and split, and its clips.
 
-Works on both forms `tvn_tf.data.pipeline` reads: a folder prepared by
-`tools/prepare_ucf50.py` (TFRecords + `manifest.jsonl`) and a raw
-UCF50-style `.avi` tree.
+Training, evaluation, export calibration, the search and the benchmarks read
+data through here. It works on both forms `tvn_tf.data.pipeline` reads: a
+folder prepared by `tools/prepare_ucf50.py` (TFRecords, `prepare.CLASSES`
+and `prepare.MANIFEST`) and a raw UCF50-style `.avi` tree; `is_prepared` is
+the one place that chooses between them, and `make_clips` the one call that
+builds the matching pipeline.
+
+    dataset = load_dataset(DataConfig("/data/ucf50_tfrecords", split="logo", fold=1))
+    clips = make_clips(dataset, dataset.split.test, spec, training=False, batch_size=32)
 """
 
 from __future__ import annotations
@@ -63,10 +69,20 @@ class Dataset:
 
 
 def is_prepared(config: DataConfig) -> bool:
-    """Whether the data is read from TFRecords (else decoded from the .avi tree)."""
+    """Whether the data is read from TFRecords (else decoded from the .avi tree).
+
+    "auto" takes TFRecords when the folder holds any shard: the one place the
+    TFRecord-or-AVI choice is made.
+    """
     if config.data_format == "auto":
         return bool(glob.glob(os.path.join(config.data_dir, "*" + records.SHARD_SUFFIX)))
     return config.data_format == "tfrecord"
+
+
+def read_classes(data_dir: str) -> list[str]:
+    """The class list saved by preparation (`prepare.CLASSES`), index = label."""
+    with open(os.path.join(data_dir, prepare.CLASSES)) as f:
+        return json.load(f)
 
 
 def _videos_per_group(config: DataConfig) -> tuple[tuple[str, ...], dict[int, int]]:
@@ -83,7 +99,7 @@ def _videos_per_group(config: DataConfig) -> tuple[tuple[str, ...], dict[int, in
                 entry = json.loads(line)
                 if entry.get("status") == "ok" and entry.get("group") is not None:
                     counts[int(entry["group"])] += 1
-        classes = tuple(records.read_classes(config.data_dir))
+        classes = tuple(read_classes(config.data_dir))
     else:
         scan = layout.scan_videos(config.data_dir)
         counts.update(v.group for v in scan.videos)
@@ -187,9 +203,10 @@ def make_clips(
     with_video_ids: bool = False,
     deterministic: bool | None = None,
 ) -> tf.data.Dataset:
-    """The clip pipeline over `groups`, sampled and sized for `arch`.
+    """The clip pipeline over `groups`, sampled and sized for `arch`, from either source.
 
-    `arch` is anything with `num_frames`, `frame_stride` and `image_size`: an
+    TFRecords when the data is prepared (`is_prepared`), else the `.avi` tree
+    decoded on the fly; the elements are the same. `arch` is anything with `num_frames`, `frame_stride` and `image_size`: an
     `Architecture`, or the `ModelSpec` of a trained model. `deterministic`
     (`train --deterministic`) keeps one seed's clips in one order; None leaves
     evaluation ordered and training free.
