@@ -9,6 +9,9 @@ from tests.isolated import run_module
 from tests.video_fixtures import frame_indices, make_tree, write_index_video
 
 T, STRIDE, SIZE = 2, 4, 16  # TVN-1's clip shape, small images
+EVALUATION = dict(
+    training=False, num_frames=T, frame_stride=STRIDE, image_size=SIZE, with_video_ids=True
+)
 
 
 def _pixels(clips):
@@ -103,16 +106,7 @@ def _training_clips(prepared, source, **kwargs):
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
-    kwargs = dict(
-        training=False,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=5,
-        num_clips=3,
-        groups=[3],
-        with_video_ids=True,
-    )
+    kwargs = dict(EVALUATION, batch_size=5, num_clips=3, groups=[3])
     clips, labels, ids = _collect(_source(prepared, source, **kwargs))
     assert clips.shape == (5 * 3, T, SIZE, SIZE, 3) and clips.dtype == np.float32
     by_video = {}
@@ -129,15 +123,7 @@ def test_evaluation_clips_are_exact_and_deterministic(prepared, source):
 def test_both_sources_give_the_same_evaluation_clips(prepared):
     # One clip pipeline behind both: the same frames of the same videos, as far as the
     # prepared JPEGs (resized to a short side of 48) allow.
-    kwargs = dict(
-        training=False,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=4,
-        num_clips=3,
-        with_video_ids=True,
-    )
+    kwargs = dict(EVALUATION, batch_size=4, num_clips=3)
     by_source = {}
     for source in ("tfrecord", "avi"):
         clips, labels, ids = _collect(_source(prepared, source, **kwargs))
@@ -153,6 +139,24 @@ def test_both_sources_give_the_same_evaluation_clips(prepared):
         for (_, a), (_, b) in zip(clips, prepared_clips):
             assert frame_indices(_pixels(a)) == frame_indices(_pixels(b))
             np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_both_sources_draw_the_same_training_clips_for_one_seed(tmp_path):
+    # One video read once, so both sources read it in the same place: the shared clip
+    # pipeline gives it the same seed, hence the same clip starts, whichever source
+    # decodes it (their clip shuffles hold different numbers of clips: compare sorted).
+    from tvn_tf.data import prepare
+
+    videos, prepared = tmp_path / "videos", tmp_path / "records"
+    write_index_video(videos / "Alpha" / "v_Alpha_g01_c01.avi", 30)
+    prepare.prepare_dataset(str(videos), str(prepared), short_side=48, workers=1, progress=False)
+    kwargs = dict(EVALUATION, training=True, batch_size=1, num_clips=8, augment=None, seed=7)
+    starts = {}
+    for source in ("tfrecord", "avi"):
+        clips, _, _ = _collect(_source((videos, prepared), source, repeat=False, **kwargs))
+        starts[source] = sorted(frame_indices(_pixels(clip)) for clip in clips)
+    assert starts["tfrecord"] == starts["avi"]
+    assert len(starts["avi"]) == 8 and len({s[0] for s in starts["avi"]}) > 3
 
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
@@ -287,15 +291,7 @@ def test_three_square_crops_run_along_the_long_side():
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
 def test_three_crop_evaluation_gives_each_view_its_own_element(prepared, source):
-    kwargs = dict(
-        training=False,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=5,
-        num_clips=2,
-        with_video_ids=True,
-    )
+    kwargs = dict(EVALUATION, batch_size=5, num_clips=2)
     clips, labels, ids = _collect(_source(prepared, source, **kwargs))
     views, view_labels, view_ids = _collect(_source(prepared, source, num_crops=3, **kwargs))
     assert len(views) == 3 * len(clips)

@@ -28,9 +28,11 @@ divided by the number of replicas; use it through
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -149,44 +151,25 @@ def make_tfrecord_dataset(
 
     group_filter = None if groups is None else tf.constant(sorted(groups), tf.int64)
 
-    def keep(element):
-        return (
-            tf.constant(True)
-            if group_filter is None
-            else tf.reduce_any(tf.equal(element["group"], group_filter))
-        )
+    def sample(serialized, sample_seed, indices):
+        record = records.parse_sequence_example(serialized)
+        jpegs = tf.gather(record["frames"], indices(tf.shape(record["frames"])[0], sample_seed))
+        if group_filter is not None:  # A shard without a group in its name: keep by record.
+            keep = tf.reduce_any(tf.equal(record["group"], group_filter))
+            jpegs = jpegs[: tf.cast(keep, tf.int32) * num_clips]
+        return jpegs, record["label"], record["source_path"]
 
     if training:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda serialized, s: _sample_training_jpegs(
-                serialized, s, num_frames, frame_stride, num_clips
-            ),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=ordered,
-        )
         decode = lambda e: _decode_training_clip(e, num_frames, image_size, augment)
     else:
-        ds = ds.map(
-            lambda serialized: _sample_evaluation_jpegs(
-                serialized, num_frames, frame_stride, num_clips
-            ),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=ordered,
-        )
         decode = lambda e: _evaluation_views(
-            _decode_jpegs(e["jpegs"], num_frames), image_size, num_crops
+            _decode_jpegs(e["clip"], num_frames), image_size, num_crops
         )
-    # One element per clip from here: the JPEGs of its frames, its label and id.
-    ds = ds.filter(keep).map(lambda e: {k: v for k, v in e.items() if k != "group"}).unbatch()
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.map(
-        lambda e: _output(decode(e), e, with_video_ids),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=ordered,
+    draw = _Draw(training, num_frames, frame_stride, num_clips, num_crops, seed)
+    clip_shuffle = shuffle_buffer if training else 0
+    return _clip_pipeline(
+        ds, sample, decode, draw, clip_shuffle, with_video_ids, batch_size, ordered
     )
-    return _finish(_spread_views(ds, training, num_crops), batch_size, training, ordered)
 
 
 def make_avi_dataset(
@@ -259,62 +242,32 @@ def make_avi_dataset(
             ).frames
         except (video.VideoError, OSError) as e:
             logging.warning("Skipping %s: %s", path.numpy().decode(), e)
-            return np.zeros((0, 1, 1, 3), np.uint8)  # No clips (see `_avi_clips`).
+            return np.zeros((0, 1, 1, 3), np.uint8)  # No clips.
 
-    if training:
+    def sample(element, sample_seed, indices):
+        frames = tf.py_function(
+            lambda p, s: read(p, lambda n, fps: indices(n, s).numpy()),
+            [element["path"], sample_seed],
+            tf.uint8,
+        )
+        frames = tf.ensure_shape(frames, [None, None, None, 3])
+        clips = tf.reshape(frames, tf.concat([[-1, num_frames], tf.shape(frames)[1:]], 0))
+        return clips, element["label"], element["video_id"]
 
-        def load(e, s):
-            sample_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(s, 2))
-            frames = tf.py_function(
-                lambda p, s: read(
-                    p,
-                    lambda n, fps: sampling.training_indices(
-                        n, num_frames, frame_stride, s, num_clips
-                    ).numpy(),
-                ),
-                [e["path"], sample_seed],
-                tf.uint8,
-            )
-            return _avi_clips(
-                frames, e, num_frames, tf.random.experimental.stateless_split(clip_seed, num_clips)
-            )
+    def decode(e):
+        if not training:
+            return _evaluation_views(e["clip"], image_size, num_crops)
+        frames = tf.ensure_shape(e["clip"], [num_frames, None, None, 3])
+        if augment is None:
+            return preprocessing.preprocess_for_eval(frames, image_size)
+        return augment_lib.augment_clip(frames, image_size, augment, e["seed"])
 
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=ordered).unbatch()
-        if num_clips > 1:  # Keep a video's clips apart: decoded frames, so a small buffer.
-            ds = ds.shuffle(AVI_SHUFFLE_VIDEOS * num_clips, seed=seed)
-
-        def decode(e):
-            frames = tf.ensure_shape(e["frames"], [num_frames, None, None, 3])
-            if augment is None:
-                return preprocessing.preprocess_for_eval(frames, image_size)
-            return augment_lib.augment_clip(frames, image_size, augment, e["seed"])
-    else:
-
-        def load(e):
-            frames = tf.py_function(
-                lambda p: read(
-                    p,
-                    lambda n, fps: sampling.evaluation_indices(
-                        n, num_frames, frame_stride, num_clips
-                    ).numpy(),
-                ),
-                [e["path"]],
-                tf.uint8,
-            )
-            return _avi_clips(frames, e, num_frames)
-
-        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=ordered).unbatch()
-
-        def decode(e):
-            return _evaluation_views(e["frames"], image_size, num_crops)
-
-    ds = ds.map(
-        lambda e: _output(decode(e), e, with_video_ids),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=ordered,
+    # Training: keep a video's clips apart; decoded frames, so a small buffer.
+    clip_shuffle = AVI_SHUFFLE_VIDEOS * num_clips if training and num_clips > 1 else 0
+    draw = _Draw(training, num_frames, frame_stride, num_clips, num_crops, seed)
+    return _clip_pipeline(
+        ds, sample, decode, draw, clip_shuffle, with_video_ids, batch_size, ordered
     )
-    return _finish(_spread_views(ds, training, num_crops), batch_size, training, ordered)
 
 
 def _check_one_decodes(video_dir, videos, groups) -> None:
@@ -352,55 +305,89 @@ def _per_replica(batch_size, input_context):
     )
 
 
-def _parse(serialized):
-    return records.parse_sequence_example(serialized)
+# What a source's sampling function is given: `indices(num_frames_in_video, seed)`
+# -> int32 [num_clips, num_frames], the frames of each clip (module `sampling`).
+IndexRule = Callable[[Any, Any], tf.Tensor]
 
 
-def _sample_training_jpegs(serialized, seed, num_frames, frame_stride, num_clips):
-    record = _parse(serialized)
-    sample_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    indices = sampling.training_indices(
-        tf.shape(record["frames"])[0], num_frames, frame_stride, sample_seed, num_clips
-    )
-    return {
-        "jpegs": tf.gather(record["frames"], indices),
-        "label": tf.fill([num_clips], record["label"]),
-        "group": record["group"],
-        "video_id": tf.fill([num_clips], record["source_path"]),
-        "seed": tf.random.experimental.stateless_split(clip_seed, num_clips),
-    }
+@dataclasses.dataclass(frozen=True)
+class _Draw:
+    """Which clips both sources draw from each video (arguments of `make_tfrecord_dataset`)."""
+
+    training: bool
+    num_frames: int
+    frame_stride: int
+    num_clips: int
+    num_crops: int
+    seed: int | None
 
 
-def _sample_evaluation_jpegs(serialized, num_frames, frame_stride, num_clips):
-    record = _parse(serialized)
-    indices = sampling.evaluation_indices(
-        tf.shape(record["frames"])[0], num_frames, frame_stride, num_clips
-    )
-    return {
-        "jpegs": tf.gather(record["frames"], indices),
-        "label": tf.fill([num_clips], record["label"]),
-        "group": record["group"],
-        "video_id": tf.fill([num_clips], record["source_path"]),
-    }
+def _clip_pipeline(
+    videos: tf.data.Dataset,
+    sample: Callable[[Any, tf.Tensor, IndexRule], tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
+    decode: Callable[[dict[str, tf.Tensor]], tf.Tensor],
+    draw: _Draw,
+    clip_shuffle: int,
+    with_video_ids: bool,
+    batch_size: int,
+    ordered: bool,
+) -> tf.data.Dataset:
+    """From one element per video to batches of clips: what both sources share.
 
+    In training each video gets a seed pair drawn in order from `draw.seed`,
+    split into the seed of its clip starts and one augmentation seed per clip,
+    so a video's clips depend on its place in the sequence alone, whichever
+    source reads it.
 
-def _avi_clips(frames, element, num_frames, seeds=None):
-    """The decoded frames of a video's clips, [clips * num_frames, H, W, 3], split into clips.
-
-    An unreadable video (no frames) gives no clips.
+    Args:
+      videos: One element per video, in reading order (sharded, shuffled and
+        repeated as the source wants).
+      sample: `(video, sample_seed, indices) -> (clips, label, video_id)`:
+        reads the frames `indices` picks, as `clips` [n, ...] (JPEG strings or
+        decoded frames; n = `draw.num_clips`, or 0 to skip the video).
+      decode: One clip's element (`clip`, `label`, `video_id`, in training
+        `seed`) to its float32 clip (or its views, in evaluation).
+      draw: Which clips, and with which seed.
+      clip_shuffle: Clips held for shuffling after sampling; 0: none.
+      with_video_ids: Add the video ids to each element.
+      batch_size: Per replica.
+      ordered: Keep the order through the parallel maps (`deterministic`).
     """
-    frames = tf.ensure_shape(frames, [None, None, None, 3])
-    shape = tf.shape(frames)
-    clips = tf.reshape(frames, tf.concat([[-1, num_frames], shape[1:]], 0))
-    count = tf.shape(clips)[0]
-    out = {
-        "frames": clips,
-        "label": tf.fill([count], element["label"]),
-        "video_id": tf.fill([count], element["video_id"]),
-    }
-    if seeds is not None:
-        out["seed"] = seeds[:count]
-    return out
+    training, num_frames, frame_stride = draw.training, draw.num_frames, draw.frame_stride
+    num_clips, num_crops, seed = draw.num_clips, draw.num_crops, draw.seed
+    if training:
+        indices = lambda n, s: sampling.training_indices(n, num_frames, frame_stride, s, num_clips)
+        videos = tf.data.Dataset.zip((videos, tf.data.Dataset.random(seed=seed).batch(2)))
+    else:
+        indices = lambda n, s: sampling.evaluation_indices(n, num_frames, frame_stride, num_clips)
+
+    def clips_of(video, seed_pair=None):
+        if seed_pair is None:  # Evaluation draws nothing.
+            sample_seed = tf.zeros([2], tf.int64)
+        else:
+            split = tf.random.experimental.stateless_split(seed_pair, 2)
+            sample_seed, clip_seed = tf.unstack(split)
+        clips, label, video_id = sample(video, sample_seed, indices)
+        count = tf.shape(clips)[0]
+        element = {
+            "clip": clips,
+            "label": tf.fill([count], label),
+            "video_id": tf.fill([count], video_id),
+        }
+        if training:
+            element["seed"] = tf.random.experimental.stateless_split(clip_seed, num_clips)[:count]
+        return element
+
+    # One element per clip from here: its frames (or their JPEGs), label and id.
+    ds = videos.map(clips_of, num_parallel_calls=AUTOTUNE, deterministic=ordered).unbatch()
+    if clip_shuffle:
+        ds = ds.shuffle(clip_shuffle, seed=seed)
+    ds = ds.map(
+        lambda e: _output(decode(e), e, with_video_ids),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=ordered,
+    )
+    return _finish(_spread_views(ds, training, num_crops), batch_size, training, ordered)
 
 
 def _decode_jpegs(jpegs, num_frames, window=None):
@@ -414,7 +401,7 @@ def _decode_jpegs(jpegs, num_frames, window=None):
 
 
 def _decode_training_clip(element, num_frames, image_size, augment):
-    jpegs = element["jpegs"]
+    jpegs = element["clip"]
     if augment is None:
         return preprocessing.preprocess_for_eval(_decode_jpegs(jpegs, num_frames), image_size)
     crop_seed, rest_seed = augment_lib.split_clip_seed(element["seed"])
