@@ -11,6 +11,11 @@ A run is resumable: `MODEL_DIR/checkpoints` holds the model, the optimizer,
 the step and (where the strategy allows) the input pipeline's position, so a
 run killed at any moment and started again with the same command continues
 from its last checkpoint and ends after the same number of steps.
+
+`train` runs in phases, one function each: `_plan` (every check, the step
+counts), `_set_up` (model, optimizer, input, checkpoints), `_restore_or_start`
+(resume, record the run), `_loop` (step, `_log_step`, checkpoint, `_validate`)
+and `_finish` (the final metrics).
 """
 
 from __future__ import annotations
@@ -338,6 +343,38 @@ def train(
         return _train(config, data_config, dataset, arch, strategy)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a run will do, fixed before anything is built: its model and its steps."""
+
+    spec: model_dir_lib.ModelSpec
+    chief: bool
+    replicas: int
+    num_train: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+@dataclasses.dataclass
+class _Run:
+    """The live state of a run: what its phases build, restore and advance."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    schedule: optimization.WarmupCosineDecay
+    step: tf.Variable
+    iterator: Any
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+    out_dir: str
+    best_manager: tf.train.CheckpointManager | None = None
+    best_file: str = ""
+    best_accuracy: float = -1.0
+    writer: Any = None
+    evaluator: Evaluator | None = None
+
+
 def _train(
     config: TrainConfig,
     data_config: data_lib.DataConfig,
@@ -345,8 +382,45 @@ def _train(
     arch: arch_lib.Architecture,
     strategy: tf.distribute.Strategy,
 ) -> dict[str, Any]:
-    """`train` once the run folder is locked: checks, restore, then the loop."""
-    num_classes = len(dataset.class_names)
+    """`train` once the run folder is locked: plan, set up, restore, loop, finish."""
+    plan = _plan(config, data_config, dataset, arch, strategy)
+    run = _set_up(config, data_config, dataset, arch, strategy, plan)
+    _restore_or_start(config, data_config, dataset, plan, run)
+    train_step = _make_train_step(config, strategy, plan, len(dataset.class_names), run)
+    run.writer = tf.summary.create_file_writer(
+        os.path.join(
+            run.out_dir,
+            model_dir_lib.TENSORBOARD if plan.chief else model_dir_lib.WORKER_TENSORBOARD,
+        )
+    )
+    # Evaluation runs on the chief alone: the weights are the same on every worker.
+    if plan.chief:
+        run.evaluator = Evaluator(
+            run.model,
+            dataset,
+            arch,
+            batch_size=config.batch_size,
+            eval_clips=config.eval_clips,
+            eval_crops=config.eval_crops,
+        )
+    if plan.chief and int(run.step.numpy()) == 0 and config.num_sample_clips:
+        _log_sample_clips(dataset, arch, config, run.writer)
+    elapsed = _loop(config, dataset, strategy, plan, run, train_step)
+    return _finish(config, dataset, plan, run, elapsed)
+
+
+def _plan(
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    dataset: data_lib.Dataset,
+    arch: arch_lib.Architecture,
+    strategy: tf.distribute.Strategy,
+) -> _Plan:
+    """Checks the run against its flags, folder and data, and counts its steps.
+
+    Raises:
+      ValueError: naming the flag at fault; nothing is written then.
+    """
     chief = strategy_lib.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -354,7 +428,6 @@ def _train(
             f"--batch_size={config.batch_size} does not split over {replicas} "
             "replicas; use a multiple of the replica count."
         )
-
     spec = model_dir_lib.ModelSpec(
         arch.name, arch.to_json(), dataset.class_names, config.head, config.dropout_rate
     )
@@ -376,20 +449,31 @@ def _train(
     logging.info(
         "%s: %d classes, %d training videos in groups %s, %d steps (%d per epoch), %d replica(s)",
         arch.name,
-        num_classes,
+        len(dataset.class_names),
         num_train,
         dataset.split.train,
         total_steps,
         steps_per_epoch,
         replicas,
     )
+    return _Plan(spec, chief, replicas, num_train, steps_per_epoch, total_steps, warmup_steps)
 
+
+def _set_up(
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    dataset: data_lib.Dataset,
+    arch: arch_lib.Architecture,
+    strategy: tf.distribute.Strategy,
+    plan: _Plan,
+) -> _Run:
+    """Builds the model, optimizer, input iterator and checkpoint manager of a run."""
     with strategy.scope():
-        model = spec.build()
+        model = plan.spec.build()
         if config.sync_batch_norm:
             tvn.set_synchronized_batch_norm(model)
         schedule = optimization.WarmupCosineDecay(
-            config.learning_rate * config.batch_size / 64, warmup_steps, total_steps
+            config.learning_rate * config.batch_size / 64, plan.warmup_steps, plan.total_steps
         )
         optimizer = optimization.make_optimizer(
             config.optimizer,
@@ -428,43 +512,62 @@ def _train(
         os.path.join(out_dir, model_dir_lib.CHECKPOINTS),
         max_to_keep=config.keep_checkpoints,
     )
+    return _Run(model, optimizer, schedule, step, iterator, checkpoint, manager, out_dir)
+
+
+def _restore_or_start(
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    dataset: data_lib.Dataset,
+    plan: _Plan,
+    run: _Run,
+) -> None:
+    """Resumes from the last intact checkpoint, records the run, and reads the best so far."""
     latest = model_dir_lib.latest_intact_checkpoint(
         os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS)
     )
     if latest:
-        _restore(checkpoint, latest, config, data_config)
-        logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+        _restore(run.checkpoint, latest, config, data_config)
+        logging.info("Resumed from %s at step %d.", latest, int(run.step.numpy()))
     # Only now that every check has passed: a refused rerun leaves the folder as it was.
-    if chief:
-        model_dir_lib.write_spec(config.model_dir, spec)
+    if plan.chief:
+        model_dir_lib.write_spec(config.model_dir, plan.spec)
         model_dir_lib.write_json_atomic(
             os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG),
             {
                 "train": config.to_json(),
                 "data": data_config.to_json(),
                 "split": dataclasses.asdict(dataset.split),
-                "total_steps": total_steps,
-                "steps_per_epoch": steps_per_epoch,
+                "total_steps": plan.total_steps,
+                "steps_per_epoch": plan.steps_per_epoch,
             },
         )
-    best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, step=step),
-        os.path.join(out_dir, model_dir_lib.BEST),
+    run.best_manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=run.model, step=run.step),
+        os.path.join(run.out_dir, model_dir_lib.BEST),
         max_to_keep=1,
     )
-    best_file = os.path.join(config.model_dir, model_dir_lib.BEST, model_dir_lib.BEST_FILE)
-    best_accuracy = -1.0
-    if os.path.exists(best_file):
-        with open(best_file) as f:
-            best_accuracy = json.load(f)["video_accuracy"]
+    run.best_file = os.path.join(config.model_dir, model_dir_lib.BEST, model_dir_lib.BEST_FILE)
+    if os.path.exists(run.best_file):
+        with open(run.best_file) as f:
+            run.best_accuracy = json.load(f)["video_accuracy"]
 
+
+def _make_train_step(
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    plan: _Plan,
+    num_classes: int,
+    run: _Run,
+):
+    """The distributed step: one batch on every replica, `iterator -> (loss, correct)` summed."""
     replica_step = make_replica_step(
-        model,
-        optimizer,
+        run.model,
+        run.optimizer,
         num_classes,
         config.label_smoothing,
         config.batch_size,
-        average_moving_statistics=replicas > 1 and not config.sync_batch_norm,
+        average_moving_statistics=plan.replicas > 1 and not config.sync_batch_norm,
     )
 
     @tf.function(jit_compile=config.jit_compile or None)
@@ -477,97 +580,131 @@ def _train(
         loss, correct = strategy.run(
             _compiled_step if config.jit_compile else replica_step, args=(clips, labels)
         )
-        step.assign_add(1)
+        run.step.assign_add(1)
         return (
             strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
             strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
         )
 
-    writer = tf.summary.create_file_writer(
-        os.path.join(
-            out_dir, model_dir_lib.TENSORBOARD if chief else model_dir_lib.WORKER_TENSORBOARD
-        )
-    )
-    # Evaluation runs on the chief alone: the weights are the same on every worker.
-    evaluator = (
-        Evaluator(
-            model,
-            dataset,
-            arch,
-            batch_size=config.batch_size,
-            eval_clips=config.eval_clips,
-            eval_crops=config.eval_crops,
-        )
-        if chief
-        else None
-    )
-    if chief and int(step.numpy()) == 0 and config.num_sample_clips:
-        _log_sample_clips(dataset, arch, config, writer)
+    return train_step
 
-    progress = _Progress(total_steps, int(step.numpy()), chief and config.progress_bar)
-    start_step, started = int(step.numpy()), time.perf_counter()
-    window_start, window_steps = started, 0
+
+class _Throughput:
+    """Clips per second over a window of steps that restarts every 30 s."""
+
+    def __init__(self, batch_size: int, start: float):
+        self.batch_size, self.start, self.steps = batch_size, start, 0
+
+    def tick(self) -> float:
+        self.steps += 1
+        now = time.perf_counter()
+        clips_per_s = self.steps * self.batch_size / max(now - self.start, 1e-9)
+        if now - self.start > 30:
+            self.start, self.steps = now, 0
+        return clips_per_s
+
+
+def _loop(
+    config: TrainConfig,
+    dataset: data_lib.Dataset,
+    strategy: tf.distribute.Strategy,
+    plan: _Plan,
+    run: _Run,
+    train_step,
+) -> float:
+    """Steps to the end: log, checkpoint and validate as the flags say; returns the seconds."""
+    progress = _Progress(
+        plan.total_steps, int(run.step.numpy()), plan.chief and config.progress_bar
+    )
+    start_step, started = int(run.step.numpy()), time.perf_counter()
+    throughput = _Throughput(config.batch_size, started)
     try:
-        while int(step.numpy()) < total_steps:
-            loss, correct = train_step(iterator)
-            current = int(step.numpy())
-            window_steps += 1
-            now = time.perf_counter()
-            clips_per_s = window_steps * config.batch_size / max(now - window_start, 1e-9)
-            if now - window_start > 30:
-                window_start, window_steps = now, 0
-            lr = float(schedule(current))
-            progress.update(
-                1, loss=f"{float(loss):.3f}", lr=f"{lr:.4f}", clips_s=f"{clips_per_s:.1f}"
-            )
-            with writer.as_default(step=current):
-                tf.summary.scalar("train/loss", loss)
-                tf.summary.scalar("train/accuracy", correct / config.batch_size)
-                tf.summary.scalar("train/learning_rate", lr)
-                tf.summary.scalar("train/clips_per_second", clips_per_s)
-            if not np.isfinite(float(loss)):
-                raise FloatingPointError(
-                    f"Loss is {float(loss)} at step {current}; lower "
-                    "--learning_rate or use --mixed_precision=float32."
-                )
-            if current % config.checkpoint_every == 0 or current == total_steps:
-                manager.save(checkpoint_number=current)
+        while int(run.step.numpy()) < plan.total_steps:
+            loss, correct = train_step(run.iterator)
+            current = int(run.step.numpy())
+            _log_step(config, run, progress, current, loss, correct, throughput.tick())
+            if current % config.checkpoint_every == 0 or current == plan.total_steps:
+                run.manager.save(checkpoint_number=current)
             validate = dataset.split.validation and (
-                current == total_steps or config.eval_every and current % config.eval_every == 0
+                current == plan.total_steps
+                or config.eval_every
+                and current % config.eval_every == 0
             )
             if validate:
-                improved = False
-                if chief:
-                    result = evaluator.evaluate(dataset.split.validation)
-                    _write_scalars(writer, "validation", result, current)
-                    progress.write(
-                        f"step {current}: validation video accuracy "
-                        f"{result['video_accuracy']:.3f} (clip {result['clip_accuracy']:.3f})"
-                    )
-                    improved = result["video_accuracy"] > best_accuracy
-                # Every worker takes part in a save, so every worker learns the chief's choice.
-                if strategy_lib.from_chief(strategy, improved, chief):
-                    best_manager.save(checkpoint_number=current)
-                    if chief:
-                        best_accuracy = result["video_accuracy"]
-                        model_dir_lib.write_json_atomic(
-                            best_file, {"step": current, "video_accuracy": best_accuracy}
-                        )
+                _validate(dataset, strategy, plan, run, progress, current)
     finally:
         progress.close()
     elapsed = time.perf_counter() - started
-    logging.info("Trained %d steps in %.0f s.", int(step.numpy()) - start_step, elapsed)
+    logging.info("Trained %d steps in %.0f s.", int(run.step.numpy()) - start_step, elapsed)
+    return elapsed
 
+
+def _log_step(
+    config: TrainConfig,
+    run: _Run,
+    progress: _Progress,
+    current: int,
+    loss: tf.Tensor,
+    correct: tf.Tensor,
+    clips_per_s: float,
+) -> None:
+    """Progress bar and TensorBoard for one step; stops a run whose loss is not finite."""
+    lr = float(run.schedule(current))
+    progress.update(1, loss=f"{float(loss):.3f}", lr=f"{lr:.4f}", clips_s=f"{clips_per_s:.1f}")
+    with run.writer.as_default(step=current):
+        tf.summary.scalar("train/loss", loss)
+        tf.summary.scalar("train/accuracy", correct / config.batch_size)
+        tf.summary.scalar("train/learning_rate", lr)
+        tf.summary.scalar("train/clips_per_second", clips_per_s)
+    if not np.isfinite(float(loss)):
+        raise FloatingPointError(
+            f"Loss is {float(loss)} at step {current}; lower "
+            "--learning_rate or use --mixed_precision=float32."
+        )
+
+
+def _validate(
+    dataset: data_lib.Dataset,
+    strategy: tf.distribute.Strategy,
+    plan: _Plan,
+    run: _Run,
+    progress: _Progress,
+    current: int,
+) -> None:
+    """Scores the validation groups on the chief and keeps the best checkpoint."""
+    improved = False
+    if plan.chief:
+        result = run.evaluator.evaluate(dataset.split.validation)
+        _write_scalars(run.writer, "validation", result, current)
+        progress.write(
+            f"step {current}: validation video accuracy "
+            f"{result['video_accuracy']:.3f} (clip {result['clip_accuracy']:.3f})"
+        )
+        improved = result["video_accuracy"] > run.best_accuracy
+    # Every worker takes part in a save, so every worker learns the chief's choice.
+    if strategy_lib.from_chief(strategy, improved, plan.chief):
+        run.best_manager.save(checkpoint_number=current)
+        if plan.chief:
+            run.best_accuracy = result["video_accuracy"]
+            model_dir_lib.write_json_atomic(
+                run.best_file, {"step": current, "video_accuracy": run.best_accuracy}
+            )
+
+
+def _finish(
+    config: TrainConfig, dataset: data_lib.Dataset, plan: _Plan, run: _Run, elapsed: float
+) -> dict[str, Any]:
+    """The final test (or validation) metrics on the chief, written with the run."""
     groups = dataset.split.test or dataset.split.validation
-    result = {"step": int(step.numpy())}
-    if groups and chief:
-        result.update(evaluator.evaluate(groups))
+    result = {"step": int(run.step.numpy())}
+    if groups and plan.chief:
+        result.update(run.evaluator.evaluate(groups))
         result["split"] = "test" if dataset.split.test else "validation"
         result["groups"] = list(groups)
-        _write_scalars(writer, result["split"], result, int(step.numpy()))
+        _write_scalars(run.writer, result["split"], result, int(run.step.numpy()))
         write_metrics(config.model_dir, result, dataset.class_names)
     result["train_seconds"] = elapsed
-    writer.flush()
+    run.writer.flush()
     return result
 
 
