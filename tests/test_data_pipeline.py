@@ -9,9 +9,8 @@ from tests.isolated import run_module
 from tests.video_fixtures import frame_indices, make_tree, write_index_video
 
 T, STRIDE, SIZE = 2, 4, 16  # TVN-1's clip shape, small images
-EVALUATION = dict(
-    training=False, num_frames=T, frame_stride=STRIDE, image_size=SIZE, with_video_ids=True
-)
+CLIP = dict(num_frames=T, frame_stride=STRIDE, image_size=SIZE)
+EVALUATION = dict(CLIP, training=False, with_video_ids=True)
 
 
 def _pixels(clips):
@@ -90,18 +89,8 @@ def _source(prepared, source, **kwargs):
 
 def _training_clips(prepared, source, **kwargs):
     """Unaugmented training clips of groups 1-2 with their video ids, from either source."""
-    return _source(
-        prepared,
-        source,
-        training=True,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        groups=[1, 2],
-        augment=None,
-        with_video_ids=True,
-        **kwargs,
-    )
+    training = dict(EVALUATION, training=True, groups=[1, 2], augment=None)
+    return _source(prepared, source, **training, **kwargs)
 
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])
@@ -188,13 +177,7 @@ def test_training_draws_num_clips_random_clips_per_video_read(prepared, source):
 
 def test_training_augmentation_is_the_same_on_every_frame(prepared):
     ds = pipeline.make_tfrecord_dataset(
-        str(prepared[1]),
-        training=True,
-        num_frames=T,
-        frame_stride=STRIDE,
-        image_size=SIZE,
-        batch_size=8,
-        seed=0,
+        str(prepared[1]), **CLIP, training=True, batch_size=8, seed=0
     )
     clips, labels = next(iter(ds))
     # Frames are uniform grey: after one shared crop/flip/jitter, each frame is uniform
@@ -210,14 +193,7 @@ def test_input_context_shards_videos(prepared):
             num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
         )
         ds = pipeline.make_tfrecord_dataset(
-            str(prepared[1]),
-            training=False,
-            num_frames=T,
-            frame_stride=STRIDE,
-            image_size=SIZE,
-            batch_size=4,
-            input_context=context,
-            with_video_ids=True,
+            str(prepared[1]), **EVALUATION, batch_size=4, input_context=context
         )
         ids = _collect(ds)[2]
         assert len(ids) > 0
