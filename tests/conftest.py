@@ -1,13 +1,43 @@
-"""Shared fixtures; and tvn_tf imported before any test module imports TensorFlow.
+"""The fixtures every test file shares (pytest finds them here: no import needed).
 
-The package's start-up (tvn_tf/platform_setup.py) caps oneDNN below AMX where AMX
+    run_module        `tests.isolated.run_module`: a binary, script or snippet in
+                      a child process, with the one shared environment
+    tiny_data         a prepared 4-class, 5-group demo dataset and its video tree
+    export_data       3 classes x 2 groups x 2 clips, UCF50 layout (AVI)
+    trained_model_dir a run folder (all-op-types TVN, 4 frames of 32x32) whose
+                      checkpoint has non-trivial weights
+    export_dir        `python -m tvn_tf.export` of that run on that data
+
+Session-scoped ones are made once per test process (exporting takes ~40 s).
+Plain helpers stay in modules: `tests/isolated.py` (child processes) and
+`tests/video_fixtures.py` (test videos).
+
+tvn_tf is imported here before any test module imports TensorFlow: the
+package's start-up (tvn_tf/platform_setup.py) caps oneDNN below AMX where AMX
 traps, as every binary does; it can only do so before TensorFlow loads.
 """
 
+import os
+
+import numpy as np
 import pytest
 
 import tvn_tf  # noqa: F401
+from tests import isolated
 from tvn_tf.data import demo_data, prepare
+
+ALL_OPS = "tests/testdata/all_ops_tvn.json"
+
+
+def _make_demo(path: str, **sizes) -> None:
+    """The demo dataset at a test's size, in this process (no worker pool)."""
+    demo_data.make_demo_data(path, workers=1, progress=False, **sizes)
+
+
+@pytest.fixture(scope="session")
+def run_module():
+    """Runs a target of `tests.isolated.command` to its end; see `isolated.run_module`."""
+    return isolated.run_module
 
 
 @pytest.fixture(scope="session")
@@ -15,15 +45,76 @@ def tiny_data(tmp_path_factory):
     """A prepared 4-class, 5-group demo dataset (TFRecords) and its video tree."""
     root = tmp_path_factory.mktemp("tiny_demo")
     videos, records = str(root / "videos"), str(root / "records")
-    demo_data.make_demo_data(
-        videos,
-        num_groups=5,
-        clips_per_group=3,
-        num_frames=16,
-        num_classes=4,
-        seed=0,
-        workers=1,
-        progress=False,
-    )
+    _make_demo(videos, num_groups=5, clips_per_group=3, num_frames=16, num_classes=4, seed=0)
     prepare.prepare_dataset(videos, records, short_side=64, workers=1, progress=False)
     return {"videos": videos, "records": records}
+
+
+@pytest.fixture(scope="session")
+def export_data(tmp_path_factory) -> str:
+    """3 classes x 2 groups x 2 clips of 12 frames, UCF50 layout (AVI, 320x240)."""
+    path = str(tmp_path_factory.mktemp("export_tests") / "demo")
+    _make_demo(path, num_groups=2, clips_per_group=2, num_frames=12, num_classes=3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, export_data) -> str:
+    """A model dir (all-op-types TVN, 4 frames of 32x32) whose checkpoint has non-trivial weights.
+
+    A few SGD steps on random clips move every weight and batch-norm statistic
+    off its initial value, so that the parity figures compare real numbers.
+    """
+    import keras
+    import tensorflow as tf
+
+    from tvn_tf import model_dir as model_dir_lib
+    from tvn_tf.data import layout
+    from tvn_tf.models import architecture as arch_lib
+
+    path = str(tmp_path_factory.mktemp("export_tests") / "run")
+    arch = arch_lib.load_architecture_json(os.path.join(isolated.ROOT, ALL_OPS))
+    spec = model_dir_lib.ModelSpec(
+        name=arch.name,
+        architecture=arch.to_json(),
+        class_names=layout.scan_videos(export_data).classes,
+    )
+    model_dir_lib.write_spec(path, spec)
+    keras.utils.set_random_seed(2)
+    model = spec.build()
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    model.fit(
+        rng.uniform(-1, 1, (16, 4, 32, 32, 3)).astype("float32"),
+        np.arange(16) % 3,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+    )
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model),
+        os.path.join(path, model_dir_lib.CHECKPOINTS),
+        max_to_keep=1,
+    ).save()
+    return path
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory, trained_model_dir, export_data) -> str:
+    """`python -m tvn_tf.export` of `trained_model_dir` on `export_data` (test group 1)."""
+    path = str(tmp_path_factory.mktemp("export_tests") / "export")
+    result = isolated.run_module(
+        "tvn_tf.export",
+        f"--model_dir={trained_model_dir}",
+        f"--output_dir={path}",
+        f"--data_dir={export_data}",
+        "--split=logo",
+        "--fold=1",
+        "--calibration_clips=16",
+        "--clips_per_video=3",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return path

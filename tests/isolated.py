@@ -28,9 +28,21 @@ ENV = {
 
 
 def command(target: str, *args: str) -> list[str]:
-    """The command line of a module (`tvn_tf.train`) or a script (`tools/x.py`, from ROOT)."""
+    """The command line of a target, by its form.
+
+    Args:
+      target: a module (`tvn_tf.train`); a Python script (`tools/x.py`, from
+        ROOT); `-c`, the first of `args` then being Python code; or any other
+        executable by its path (`tools/android_benchmark.sh`, from ROOT, or an
+        absolute path such as the venv's `saved_model_cli`).
+      *args: Its command-line arguments.
+    """
+    if target == "-c":
+        return [sys.executable, "-c", textwrap.dedent(args[0]), *args[1:]]
     if target.endswith(".py"):
         return [sys.executable, os.path.join(ROOT, target), *args]
+    if os.sep in target:
+        return [os.path.join(ROOT, target), *args]
     return [sys.executable, "-m", target, *args]
 
 
@@ -40,7 +52,8 @@ def run_module(
     """Runs a module or script to its end, at ROOT; returns its exit status and output.
 
     Args:
-      target: A module (`tvn_tf.export`) or a script path from ROOT (`tools/x.py`).
+      target: A module (`tvn_tf.export`), a script path from ROOT (`tools/x.py`),
+        `-c` and code, or an executable (see `command`).
       *args: Its command-line arguments.
       timeout: Seconds before the child is killed (the test then errors).
       env: Variables set over `ENV` (`TF_CONFIG`, ...).
@@ -58,7 +71,7 @@ def run_module(
 def start_module(
     target: str, *args: str, env: dict[str, str] | None = None, output: bool = True
 ) -> subprocess.Popen:
-    """Starts a module or script (to kill, or to run beside another); `output=False` drops it."""
+    """Starts a target of `command` (to kill, or to run beside another); `output=False` drops it."""
     pipe = subprocess.PIPE if output else subprocess.DEVNULL
     return subprocess.Popen(
         command(target, *args),

@@ -3,25 +3,23 @@
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
-from tests import export_fixtures as fx
-from tests.isolated import ENV
+from tests.isolated import ROOT
 from tvn_tf.deploy import android
 from tvn_tf import benchmark
 
-RECORDED = os.path.join(fx.ROOT, "tests", "testdata", "benchmark_model_output.txt")
+RECORDED = os.path.join(ROOT, "tests", "testdata", "benchmark_model_output.txt")
 
 
 @pytest.fixture(scope="module")
-def out():
-    return fx.export_dir()
+def out(export_dir):
+    return export_dir
 
 
-def test_tflite_benchmark_prints_figures_then_one_json_line(out):
-    result = fx.run_module(
+def test_tflite_benchmark_prints_figures_then_one_json_line(out, run_module):
+    result = run_module(
         "tvn_tf.benchmark",
         f"--model_path={out}/model_int8.tflite",
         "--runs=5",
@@ -53,11 +51,11 @@ def test_tflite_benchmark_prints_figures_then_one_json_line(out):
 
 
 @pytest.mark.parametrize("kind", ["saved_model", "export_folder", "keras"])
-def test_saved_model_and_keras_are_timed_too(out, kind):
+def test_saved_model_and_keras_are_timed_too(out, kind, trained_model_dir):
     path = {
         "saved_model": os.path.join(out, "saved_model"),
         "export_folder": out,
-        "keras": fx.model_dir(),
+        "keras": trained_model_dir,
     }[kind]
     figures = benchmark.benchmark(path, threads=2, runs=3, warmup=1, measure_sgemm=False)
     assert tuple(figures) == benchmark.JSON_FIELDS
@@ -74,9 +72,9 @@ def test_tflite_flops_without_model_info_come_from_the_graph(out):
     assert 0.8 * profiled < counted <= profiled
 
 
-def test_bad_model_path_gives_one_clear_message(tmp_path):
+def test_bad_model_path_gives_one_clear_message(tmp_path, run_module):
     (tmp_path / "notes.txt").write_text("hello")
-    result = fx.run_module("tvn_tf.benchmark", f"--model_path={tmp_path}/notes.txt", "--runs=1")
+    result = run_module("tvn_tf.benchmark", f"--model_path={tmp_path}/notes.txt", "--runs=1")
     assert result.returncode != 0
     assert (
         "notes.txt: not a .tflite file, a SavedModel folder or a model directory" in result.stderr
@@ -130,7 +128,7 @@ def test_android_parser_rejects_a_failed_run():
         android.parse("ERROR: Could not open '/data/local/tmp/tvn/x.tflite'.\n")
 
 
-def test_android_script_end_to_end_with_a_recorded_phone(out, tmp_path):
+def test_android_script_end_to_end_with_a_recorded_phone(out, tmp_path, run_module):
     """The script against a fake adb that replays the recorded benchmark_model output."""
     fake = tmp_path / "bin" / "adb"
     fake.parent.mkdir()
@@ -148,17 +146,12 @@ esac
     (tmp_path / "model_info.json").write_text(open(os.path.join(out, "model_info.json")).read())
     binary = tmp_path / "benchmark_model"
     binary.write_text("")
-    env = {**ENV, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
-    result = subprocess.run(
-        [
-            os.path.join(fx.ROOT, "tools", "android_benchmark.sh"),
-            str(model),
-            "--threads=4",
-            f"--benchmark_model={binary}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    result = run_module(
+        "tools/android_benchmark.sh",
+        str(model),
+        "--threads=4",
+        f"--benchmark_model={binary}",
+        env={"PATH": f"{fake.parent}:{os.environ['PATH']}"},
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -185,3 +178,15 @@ def test_paired_share_divides_each_round_by_its_own_sgemm():
     assert result.sgemm_gflops > 0
     with pytest.raises(ValueError, match="rounds=3, runs=2"):
         perf.paired_share(lambda: None, 1e6, rounds=3, runs=2)
+
+
+def test_android_parser_takes_model_path_and_the_old_model_flag(out, run_module):
+    model = os.path.join(out, "model_int8.tflite")
+    flops = json.load(open(os.path.join(out, "model_info.json")))["flops"]
+    for flag in ("--model_path", "--model"):
+        result = run_module("tvn_tf.deploy.android", f"--input={RECORDED}", f"{flag}={model}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        assert figures["model"] == model and figures["flops"] == flops
+        warned = "android_benchmark: warning: --model is deprecated" in result.stderr
+        assert warned == (flag == "--model")

@@ -4,15 +4,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import av
 import tensorflow as tf
 
 from tvn_tf.data import records
-from tests.isolated import ENV, run_module, start_module
+from tests.isolated import run_module, start_module
 from tests.video_fixtures import make_tree, write_index_video, write_truncated
 
 
@@ -343,13 +341,7 @@ def test_two_processes_writing_one_shard_at_once_do_not_mix(tmp_path):
         shutil.copy(source, videos / name)
     go = tmp_path / "go"
     writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITE_SHARD, str(out / "g01.tfrecord"), str(videos), str(go)]
-            + names,
-            env=ENV,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        start_module("-c", _WRITE_SHARD, str(out / "g01.tfrecord"), str(videos), str(go), *names)
         for _ in range(2)
     ]
     deadline = time.monotonic() + 300  # Both import TensorFlow, then start together.

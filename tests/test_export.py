@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import export_fixtures as fx
 from tests.isolated import ENV, start_module
 from tvn_tf import export as export_lib
 from tvn_tf import model_dir as model_dir_lib
@@ -26,13 +25,13 @@ MIN_AGREEMENT = {"float32": 1.0, "float16": 1.0, "dynamic_int8": 0.9, "int8": 0.
 
 
 @pytest.fixture(scope="module")
-def out():
-    return fx.export_dir()
+def out(export_dir):
+    return export_dir
 
 
 @pytest.fixture(scope="module")
-def keras_model():
-    model, spec, _ = model_dir_lib.restore_model(fx.model_dir())
+def keras_model(trained_model_dir):
+    model, spec, _ = model_dir_lib.restore_model(trained_model_dir)
     return model, spec
 
 
@@ -156,23 +155,18 @@ def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tm
         assert served[name]["top5_names"] == [[spec.class_names[i] for i in row] for row in top]
 
 
-def test_saved_model_cli_lists_the_signature(out):
+def test_saved_model_cli_lists_the_signature(out, run_module):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run(
-        [
-            cli,
-            "show",
-            "--dir",
-            os.path.join(out, "saved_model"),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_module(
+        cli,
+        "show",
+        "--dir",
+        os.path.join(out, "saved_model"),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
         timeout=120,
-        env=ENV,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     for text in (
@@ -214,82 +208,88 @@ def test_int8_needs_representative_clips(tmp_path):
         (["--data_dir=/nonexistent/data"], "--data_dir=/nonexistent/data: no such directory"),
     ],
 )
-def test_bad_input_exits_with_one_clear_message_and_writes_nothing(args, message, tmp_path):
+def test_bad_input_exits_with_one_clear_message_and_writes_nothing(
+    args, message, tmp_path, trained_model_dir, export_data, run_module
+):
     output = tmp_path / "out"
-    defaults = {"--model_dir": fx.model_dir(), "--data_dir": fx.demo_data()}
+    defaults = {"--model_dir": trained_model_dir, "--data_dir": export_data}
     given = {a.split("=")[0] for a in args}
     full = args + [f"{k}={v}" for k, v in defaults.items() if k not in given]
-    result = fx.run_module("tvn_tf.export", f"--output_dir={output}", *full)
+    result = run_module("tvn_tf.export", f"--output_dir={output}", *full)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(output) and os.listdir(tmp_path) == []
 
 
-def test_existing_output_dir_needs_overwrite(tmp_path):
+def test_existing_output_dir_needs_overwrite(tmp_path, trained_model_dir, export_data, run_module):
     (tmp_path / "out").mkdir()
-    result = fx.run_module(
+    result = run_module(
         "tvn_tf.export",
-        f"--model_dir={fx.model_dir()}",
+        f"--model_dir={trained_model_dir}",
         f"--output_dir={tmp_path / 'out'}",
-        f"--data_dir={fx.demo_data()}",
+        f"--data_dir={export_data}",
     )
     assert result.returncode != 0
     assert "exists; pass --overwrite" in result.stderr
 
 
-def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
+def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch, trained_model_dir, export_data):
     def fail(*args, **kwargs):
         raise RuntimeError("conversion broke")
 
     monkeypatch.setattr(tflite, "convert", fail)
     from tvn_tf.data import dataset as data_lib
 
-    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=export_data))
     options = export_lib.ExportOptions(variants=("float32",), calibration_clips=2, parity_clips=2)
     with pytest.raises(RuntimeError, match="conversion broke"):
-        export_lib.export(fx.model_dir(), str(tmp_path / "out"), dataset, options=options)
+        export_lib.export(trained_model_dir, str(tmp_path / "out"), dataset, options=options)
     assert os.listdir(tmp_path) == []
 
 
-def test_evaluate_and_export_read_a_run_without_train_config_alike(tmp_path):
+def test_evaluate_and_export_read_a_run_without_train_config_alike(
+    tmp_path, trained_model_dir, export_data, run_module
+):
     # A model folder written by other means: both binaries take the data flags alone.
-    run = _copy_of_the_run(tmp_path)
+    run = _copy_of_the_run(tmp_path, trained_model_dir)
     assert not os.path.exists(run / "train_config.json")
     for module, *args in (
         ("tvn_tf.evaluate",),
         ("tvn_tf.export", f"--output_dir={tmp_path / 'out'}"),
     ):
-        result = fx.run_module(module, f"--model_dir={run}", *args)
+        result = run_module(module, f"--model_dir={run}", *args)
         assert result.returncode != 0
         assert f"--data_dir is required: {run} has no train_config.json" in result.stderr
-    evaluated = fx.run_module(
-        "tvn_tf.evaluate", f"--model_dir={run}", f"--data_dir={fx.demo_data()}", "--fold=2"
+    evaluated = run_module(
+        "tvn_tf.evaluate", f"--model_dir={run}", f"--data_dir={export_data}", "--fold=2"
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["groups"] == [2]
-    nowhere = fx.run_module("tvn_tf.evaluate", f"--model_dir={tmp_path}/nowhere")
+    nowhere = run_module("tvn_tf.evaluate", f"--model_dir={tmp_path}/nowhere")
     assert f"evaluate: {tmp_path}/nowhere: not a model directory" in nowhere.stderr
 
 
-def _copy_of_the_run(tmp_path):
+def _copy_of_the_run(tmp_path, trained_model_dir):
     """A private copy of the test run: a test that fails must not delete the shared one."""
     run = tmp_path / "runs" / "run"
-    shutil.copytree(fx.model_dir(), run)
+    shutil.copytree(trained_model_dir, run)
     return run
 
 
 @pytest.mark.parametrize("target", ["run", "runs", "link"])
-def test_output_dir_that_is_or_holds_the_model_dir_is_refused(target, tmp_path):
-    run = _copy_of_the_run(tmp_path)
+def test_output_dir_that_is_or_holds_the_model_dir_is_refused(
+    target, tmp_path, trained_model_dir, export_data, run_module
+):
+    run = _copy_of_the_run(tmp_path, trained_model_dir)
     (tmp_path / "link").symlink_to(run)  # The same folder by another name.
     before = sorted(os.listdir(run))
     output = {"run": run, "runs": run.parent, "link": tmp_path / "link"}[target]
-    result = fx.run_module(
+    result = run_module(
         "tvn_tf.export",
         f"--model_dir={run}",
         f"--output_dir={output}",
-        f"--data_dir={fx.demo_data()}",
+        f"--data_dir={export_data}",
         "--overwrite",
     )
     assert result.returncode != 0
@@ -299,15 +299,17 @@ def test_output_dir_that_is_or_holds_the_model_dir_is_refused(target, tmp_path):
 
 
 @pytest.mark.parametrize("under", [False, True])
-def test_output_dir_that_is_a_file_or_under_one_gets_one_line(under, tmp_path):
+def test_output_dir_that_is_a_file_or_under_one_gets_one_line(
+    under, tmp_path, trained_model_dir, export_data, run_module
+):
     file = tmp_path / "notes.txt"
     file.write_text("keep me")
     output = file / "export" if under else file
-    result = fx.run_module(
+    result = run_module(
         "tvn_tf.export",
-        f"--model_dir={fx.model_dir()}",
+        f"--model_dir={trained_model_dir}",
         f"--output_dir={output}",
-        f"--data_dir={fx.demo_data()}",
+        f"--data_dir={export_data}",
         "--overwrite",
     )
     assert result.returncode != 0
@@ -319,12 +321,14 @@ def test_output_dir_that_is_a_file_or_under_one_gets_one_line(under, tmp_path):
     assert file.read_text() == "keep me" and os.listdir(tmp_path) == ["notes.txt"]
 
 
-def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(tmp_path):
+def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(
+    tmp_path, trained_model_dir, export_data, run_module
+):
     output = tmp_path / "out"
     args = [
-        f"--model_dir={fx.model_dir()}",
+        f"--model_dir={trained_model_dir}",
         f"--output_dir={output}",
-        f"--data_dir={fx.demo_data()}",
+        f"--data_dir={export_data}",
         "--variants=float32",
         "--calibration_clips=2",
         "--parity_clips=2",
@@ -338,7 +342,7 @@ def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(tmp_path):
     killed.wait()
     assert leftover.exists()
 
-    result = fx.run_module("tvn_tf.export", *args)
+    result = run_module("tvn_tf.export", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert "model_float32.tflite" in os.listdir(output)
@@ -422,11 +426,13 @@ def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):
     assert "HARD_SWISH" in fallback and "CONV_2D" not in fallback
 
 
-def test_calibration_clips_are_spread_over_classes_not_the_first_videos():
+def test_calibration_clips_are_spread_over_classes_not_the_first_videos(
+    trained_model_dir, export_data
+):
     from tvn_tf.data import dataset as data_lib
 
-    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=fx.demo_data()))
-    spec = model_dir_lib.read_spec(fx.model_dir())
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=export_data))
+    spec = model_dir_lib.read_spec(trained_model_dir)
     # Group 2: 3 classes x 2 videos, in class order; 3 clips must cover all 3 classes.
     clips, labels = export_lib._spread_clips(dataset, (2,), spec, 3, clips_per_video=1)
     assert clips.shape == (3, 4, 32, 32, 3)
@@ -441,13 +447,15 @@ def test_int8_denylist_flag_values(value, parsed):
     assert export_lib.parse_denylist(value) == parsed
 
 
-def test_unknown_denylist_layer_gives_one_clear_message(tmp_path):
+def test_unknown_denylist_layer_gives_one_clear_message(
+    tmp_path, trained_model_dir, export_data, run_module
+):
     output = tmp_path / "out"
-    result = fx.run_module(
+    result = run_module(
         "tvn_tf.export",
-        f"--model_dir={fx.model_dir()}",
+        f"--model_dir={trained_model_dir}",
         f"--output_dir={output}",
-        f"--data_dir={fx.demo_data()}",
+        f"--data_dir={export_data}",
         "--variants=int8",
         "--int8_denylist=block9/nothing",
         "--calibration_clips=2",

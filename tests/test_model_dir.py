@@ -2,14 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.isolated import ENV
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.models import architecture as arch_lib
 
@@ -96,7 +93,7 @@ def test_checkpoint_of_another_model_is_named(spec, tmp_path):
         model_dir_lib.restore_model(str(tmp_path))
 
 
-def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
+def test_second_lock_on_a_folder_is_refused_until_released(tmp_path, run_module):
     held = model_dir_lib.lock_run(str(tmp_path))
     # Another process: flock locks belong to the open file, so a child sees the conflict.
     code = (
@@ -104,13 +101,13 @@ def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
         f"try: m.lock_run({str(tmp_path)!r})\n"
         "except ValueError as e: sys.exit(str(e))\n"
     )
-    busy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    busy = run_module("-c", code)
     assert (
         busy.returncode == 1
         and f"in use by another training process (pid {os.getpid()}" in busy.stderr
     )
     held.close()
-    assert subprocess.run([sys.executable, "-c", code], env=ENV).returncode == 0
+    assert run_module("-c", code).returncode == 0
 
 
 def test_data_config_lays_the_given_data_flags_over_the_runs(tmp_path):

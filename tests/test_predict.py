@@ -8,7 +8,6 @@ import av
 import numpy as np
 import pytest
 
-from tests import export_fixtures as fx
 from tvn_tf import predict
 from tvn_tf.data import demo_data
 from tvn_tf.data import video
@@ -16,8 +15,8 @@ from tests.video_fixtures import write_rotated_mp4
 
 
 @pytest.fixture(scope="module")
-def out():
-    return fx.export_dir()
+def out(export_dir):
+    return export_dir
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +53,8 @@ def test_window_indices_follow_the_training_sampling():
     assert predict.window_indices(5, 4, 2, hop=5).tolist() == [[0, 2, 4, 1]]
 
 
-def test_predict_json_on_an_avi_with_the_saved_model(out, avi):
-    result = fx.run_module(
+def test_predict_json_on_an_avi_with_the_saved_model(out, avi, run_module):
+    result = run_module(
         "tvn_tf.predict", avi, f"--model_path={out}/saved_model", "--json", "--hop_seconds=0.2"
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,18 +68,18 @@ def test_predict_json_on_an_avi_with_the_saved_model(out, avi):
 
 
 @pytest.mark.parametrize("kind", ["tflite", "keras"])
-def test_tflite_and_keras_agree_with_the_saved_model(out, avi, kind):
+def test_tflite_and_keras_agree_with_the_saved_model(out, avi, kind, trained_model_dir):
     saved = predict.predict(avi, predict.load_classifier(os.path.join(out, "saved_model")))
-    path = os.path.join(out, "model_float32.tflite") if kind == "tflite" else fx.model_dir()
+    path = os.path.join(out, "model_float32.tflite") if kind == "tflite" else trained_model_dir
     other = predict.predict(avi, predict.load_classifier(path))
     np.testing.assert_allclose(
         other["window_probabilities"], saved["window_probabilities"], atol=1e-4
     )
 
 
-def test_predict_text_and_plot_on_an_mp4(out, mp4, tmp_path):
+def test_predict_text_and_plot_on_an_mp4(out, mp4, tmp_path, run_module):
     png = tmp_path / "timeline.png"
-    result = fx.run_module(
+    result = run_module(
         "tvn_tf.predict", mp4, f"--model_path={out}/model_int8.tflite", f"--plot={png}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,34 +88,34 @@ def test_predict_text_and_plot_on_an_mp4(out, mp4, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_text_file_gets_one_clear_error(out, tmp_path):
+def test_a_text_file_gets_one_clear_error(out, tmp_path, run_module):
     path = tmp_path / "notes.avi"
     path.write_text("not a video\n" * 20)
-    result = fx.run_module("tvn_tf.predict", str(path), f"--model_path={out}/saved_model")
+    result = run_module("tvn_tf.predict", str(path), f"--model_path={out}/saved_model")
     assert result.returncode != 0
     assert f"predict: {path}: not a readable video" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_missing_model_is_named(avi, tmp_path):
-    result = fx.run_module("tvn_tf.predict", avi, f"--model_path={tmp_path}/nope.tflite")
+def test_a_missing_model_is_named(avi, tmp_path, run_module):
+    result = run_module("tvn_tf.predict", avi, f"--model_path={tmp_path}/nope.tflite")
     assert result.returncode != 0
     assert f"--model_path={tmp_path}/nope.tflite" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("binary", ["predict", "benchmark"])
-def test_the_old_model_flag_still_works_with_one_warning_line(avi, tmp_path, binary):
+def test_the_old_model_flag_still_works_with_one_warning_line(avi, tmp_path, binary, run_module):
     path = f"{tmp_path}/nope.tflite"
     video = [avi] if binary == "predict" else []
-    result = fx.run_module(f"tvn_tf.{binary}", *video, f"--model={path}")
+    result = run_module(f"tvn_tf.{binary}", *video, f"--model={path}")
     warnings = [line for line in result.stderr.splitlines() if "--model is deprecated" in line]
     assert warnings == [
         f"{binary}: warning: --model is deprecated here (it names an architecture in train); "
         f"use --model_path={path}."
     ]
     assert result.returncode != 0 and f"--model_path={path}" in result.stderr  # It was used.
-    both = fx.run_module(f"tvn_tf.{binary}", *video, f"--model={path}", f"--model_path={path}")
+    both = run_module(f"tvn_tf.{binary}", *video, f"--model={path}", f"--model_path={path}")
     assert both.returncode != 0 and "give --model_path alone" in both.stderr
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import optuna
 import pytest
 
-from tests.isolated import ENV, run_module
+from tests.isolated import run_module, start_module
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.search import engine
 from tvn_tf.search import space as space_lib
@@ -230,17 +228,11 @@ def test_timing_waits_for_a_training_on_the_same_machine():
     """A training holds the machine lock shared; timing takes it exclusive, so it waits."""
     import time
 
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nfrom tvn_tf.search import engine\n"
-            "with engine.machine_lock(exclusive=False):\n"
-            "    print('training', flush=True)\n    time.sleep(3)\n",
-        ],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        text=True,
+    child = start_module(
+        "-c",
+        "import time\nfrom tvn_tf.search import engine\n"
+        "with engine.machine_lock(exclusive=False):\n"
+        "    print('training', flush=True)\n    time.sleep(3)\n",
     )
     try:
         assert child.stdout.readline().strip() == "training"

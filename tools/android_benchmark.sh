@@ -77,4 +77,4 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$here/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$python" -m tvn_tf.deploy.android \
-  --input="$raw" --model="$model" --machine="$device"
+  --input="$raw" --model_path="$model" --machine="$device"

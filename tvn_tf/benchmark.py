@@ -16,8 +16,9 @@ round's share is `FLOPs / the round's median latency / the round's SGEMM`, and
 the spread). One SGEMM figure alone moves by a third between runs on a shared
 VM; the paired median moves far less (`tvn_tf.perf.PairedShare`).
 
-FLOPs come from `model_info.json` (written by `tvn_tf.export`) beside the
-model, else from the model itself (Keras), else from the TFLite graph.
+The model is loaded by `tvn_tf.deploy.loading`. FLOPs come from the model
+itself (Keras), else from `model_info.json` (written by `tvn_tf.export`) beside
+the model, else from the TFLite graph.
 
 The last line is one JSON object:
   {"model", "threads", "p50_ms", "p90_ms", "p99_ms", "clips_per_s", "flops",
@@ -35,6 +36,7 @@ from absl import app
 from absl import flags
 
 from tvn_tf import model_path_flag
+from tvn_tf.deploy import loading
 
 FLAGS = flags.FLAGS
 
@@ -71,97 +73,18 @@ JSON_FIELDS = (
 )
 
 
-def model_kind(path: str) -> str:
-    """ "tflite", "saved_model" or "keras" (a training run's folder).
-
-    Raises:
-      ValueError: naming `--model_path` when the path is none of these.
-    """
-    from tvn_tf import model_dir
-    from tvn_tf.deploy import serving
-
-    if os.path.isfile(path) and path.endswith(".tflite"):
-        return "tflite"
-    if os.path.isdir(path):
-        if serving.is_saved_model(path) or serving.is_saved_model(
-            os.path.join(path, "saved_model")
-        ):
-            return "saved_model"
-        if os.path.isfile(os.path.join(path, model_dir.SPEC_FILE)):
-            return "keras"
-    raise ValueError(
-        f"--model_path={path}: not a .tflite file, a SavedModel folder or a model directory."
-    )
-
-
-def find_model_info(path: str) -> dict | None:
-    """`model_info.json` of an export, looked up beside `path`, inside it, or in assets.extra."""
-    from tvn_tf.deploy import serving
-
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    for candidate in (
-        os.path.join(folder, serving.MODEL_INFO_FILE),
-        os.path.join(folder, serving.EXTRA_DIR, serving.MODEL_INFO_FILE),
-        os.path.join(folder, "saved_model", serving.EXTRA_DIR, serving.MODEL_INFO_FILE),
-        os.path.join(os.path.dirname(folder), serving.MODEL_INFO_FILE),
-    ):
-        if os.path.isfile(candidate):
-            with open(candidate) as f:
-                return json.load(f)
-    return None
-
-
 def make_runner(path: str, threads: int):
-    """`(run, flops, description)`: a no-argument callable doing one batch-1 inference."""
-    import numpy as np
+    """`(run, flops, description)`: a no-argument callable doing one batch-1 inference.
 
-    kind = model_kind(path)
-    info = find_model_info(path)
-    rng = np.random.default_rng(0)
-    if kind == "tflite":
-        from tvn_tf.deploy import tflite
-
-        runner = tflite.TFLiteRunner(path, threads=threads)
-        runner.set_clip(rng.uniform(-1, 1, runner.clip_shape).astype(np.float32))
-        flops = info["flops"] if info else tflite.count_flops(path)
-        return runner.interpreter.invoke, flops, f"TFLite {os.path.basename(path)}, XNNPACK"
-
-    import tensorflow as tf
-
-    from tvn_tf import perf
-
-    if not perf.set_tensorflow_threads(threads):
+    The model is loaded by `tvn_tf.deploy.loading.load`.
+    """
+    runner = loading.load(path, threads)
+    if runner.tensorflow_threads_set is False:
         print(
             "benchmark: TensorFlow already running here; its thread settings are kept.",
             file=sys.stderr,
         )
-    if kind == "saved_model":
-        folder = (
-            path
-            if os.path.isfile(os.path.join(path, "saved_model.pb"))
-            else os.path.join(path, "saved_model")
-        )
-        serve = tf.saved_model.load(folder).signatures["serving_default"]
-        (spec,) = serve.structured_input_signature[1].values()
-        frames_count = spec.shape[1]
-        size = info["image_size"] if info else 224
-        frames = tf.constant(rng.integers(0, 256, (1, frames_count, size, size, 3), dtype=np.uint8))
-        return (
-            lambda: serve(frames=frames)["probabilities"].numpy(),
-            info["flops"] if info else None,
-            "SavedModel serving_default (with preprocessing)",
-        )
-    from tvn_tf import model_dir
-    from tvn_tf.models import flops as flops_lib
-
-    model, spec, _ = model_dir.restore_model(path)
-    clip = tf.constant(rng.uniform(-1, 1, (1, *model.input_shape[1:])).astype(np.float32))
-    forward = tf.function(lambda x: model(x, training=False))
-    return (
-        lambda: forward(clip).numpy(),
-        flops_lib.count_flops(model).forward,
-        f"Keras {spec.name}, tf.function",
-    )
+    return runner.timed_call(), runner.flops(), f"{runner.description}, {runner.engine}"
 
 
 def _rounded(x: float | None, digits: int) -> float | None:

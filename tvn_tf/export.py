@@ -118,23 +118,24 @@ def _log(message: str, start: float) -> None:
 
 
 def model_info(spec, flops: int, checkpoint: str) -> dict:
-    """The facts about an exported model that its users need (`model_info.json`)."""
+    """The facts about an exported model that its users need (`model_info.json`).
+
+    Its input keys are `spec.input.to_json()`, read back by `ModelInput.from_json`.
+    """
+    model_input = spec.input
     return {
         "name": spec.name,
-        "num_classes": spec.num_classes,
-        "class_names": list(spec.class_names),
-        "num_frames": spec.num_frames,
-        "frame_stride": spec.frame_stride,
-        "image_size": spec.image_size,
+        "num_classes": model_input.num_classes,
+        **model_input.to_json(),
         "head": spec.head,
         "flops": int(flops),
         "checkpoint": checkpoint,
         "tflite_input": (
-            f"float32 [1, {spec.num_frames}, {spec.image_size}, {spec.image_size}, 3]"
+            f"float32 [1, {', '.join(str(d) for d in model_input.clip_shape)}]"
             ": RGB frames, centre square, bilinear resize, x * 2/255 - 1 "
             "(tvn_tf.data.preprocessing.preprocess_for_eval)"
         ),
-        "tflite_output": f"float32 [1, {spec.num_classes}] logits",
+        "tflite_output": f"float32 [1, {model_input.num_classes}] logits",
     }
 
 
@@ -297,7 +298,7 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     )
 
     info = model_info(spec, flops_lib.count_flops(model).forward, checkpoint_path)
-    serving.export_saved_model(model, spec, os.path.join(tmp, "saved_model"), info)
+    serving.export_saved_model(model, spec, os.path.join(tmp, serving.EXPORT_SUBDIR), info)
     _log("wrote saved_model/", start)
 
     reference = parity_lib.keras_logits(model, clips)

@@ -44,6 +44,7 @@ from typing import IO, Any
 from absl import logging
 
 from tvn_tf import atomic
+from tvn_tf.models.model_input import ModelInput
 
 SPEC_FILE = "model.json"
 TRAIN_CONFIG = "train_config.json"
@@ -77,20 +78,32 @@ class ModelSpec:
     dropout_rate: float = 0.5
 
     @property
+    def input(self) -> ModelInput:
+        """What the model is fed and what it names: its clips' sampling and its classes."""
+        return ModelInput(
+            num_frames=self.architecture["num_frames"],
+            frame_stride=self.architecture["frame_stride"],
+            image_size=self.architecture["image_size"],
+            class_names=self.class_names,
+        )
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    # Shorthands for `input`, read by the trainer and evaluation (tvn_tf/training/,
+    # tvn_tf/evaluate.py), which pass a spec where a `ModelInput` will do.
     @property
     def num_frames(self) -> int:
-        return self.architecture["num_frames"]
+        return self.input.num_frames
 
     @property
     def frame_stride(self) -> int:
-        return self.architecture["frame_stride"]
+        return self.input.frame_stride
 
     @property
     def image_size(self) -> int:
-        return self.architecture["image_size"]
+        return self.input.image_size
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,6 @@ import json
 import sys
 from typing import Any
 
-
 from absl import app
 from absl import flags
 
@@ -22,7 +21,12 @@ from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_classes", 50, "Width of the classifier.", lower_bound=1)
+
+
+def define_flags() -> None:
+    """Defines the binary's own flag (not on import, as predict and benchmark do;
+    the architecture flags are `model_flags`')."""
+    flags.DEFINE_integer("num_classes", 50, "Width of the classifier.", lower_bound=1)
 
 
 def _describe(block) -> str:
@@ -84,6 +88,7 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
     ]
     lines.insert(1, "-" * len(lines[0]))
     trainable = sum(w.numpy().size for w in model.trainable_weights)
+    model_input = arch.input
     info = {
         "model": arch.name,
         "num_classes": num_classes,
@@ -95,8 +100,8 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
     }
     lines += [
         "",
-        f"{arch.name}: {arch.num_frames} frames {arch.frame_stride} apart at "
-        f"{arch.image_size}x{arch.image_size}, {num_classes} classes",
+        f"{arch.name}: {model_input.num_frames} frames {model_input.frame_stride} apart at "
+        f"{model_input.image_size}x{model_input.image_size}, {num_classes} classes",
         f"params: {info['trainable_params']:,} trainable, {info['total_params']:,} total",
         f"FLOPs per clip: {count.forward / 1e9:.3f} G forward; "
         f"{count.with_initializers / 1e9:.3f} G with the initializer term the original "
@@ -118,4 +123,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

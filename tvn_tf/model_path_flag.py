@@ -1,7 +1,8 @@
-"""`--model_path`: the exported or trained model that `predict` and `benchmark` load.
+"""`--model_path`: the exported or trained model that `predict`, `benchmark` and
+`deploy.android` load (`tvn_tf.deploy.loading`).
 
 `--model` names an architecture in `train` and `model_info` (`model_flags`), so
-a file or folder is `--model_path`. `--model`, its old name in these two
+a file or folder is `--model_path`. `--model`, its old name in these three
 binaries, still works as a deprecated alias and prints one warning line.
 """
 
@@ -20,11 +21,15 @@ def define_flags(help_text: str) -> None:
     flags.DEFINE_string("model", None, "Deprecated: the old name of --model_path.")
 
 
-def model_path(binary: str) -> str:
+def model_path(binary: str, required: bool = True) -> str | None:
     """The path given, by `--model_path` or (with a warning line) by `--model`.
 
+    Args:
+      binary: The binary's name, which starts the warning line.
+      required: Whether a path must be given; if not, None stands for none.
+
     Raises:
-      ValueError: neither or both are given.
+      ValueError: both are given, or (`required`) neither.
     """
     if FLAGS.model and FLAGS.model_path:
         raise ValueError("--model is the old name of --model_path; give --model_path alone.")
@@ -35,7 +40,7 @@ def model_path(binary: str) -> str:
             file=sys.stderr,
         )
         return FLAGS.model
-    if not FLAGS.model_path:
+    if not FLAGS.model_path and required:
         raise ValueError(
             "--model_path is required (a .tflite file, a SavedModel or export folder, "
             "or a training run's --model_dir)."

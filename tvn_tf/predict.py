@@ -19,7 +19,6 @@ the top classes' probabilities over time (needs matplotlib).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ from absl import flags
 
 from tvn_tf import atomic
 from tvn_tf import model_path_flag
+from tvn_tf.deploy import loading
 
 FLAGS = flags.FLAGS
 
@@ -52,101 +52,14 @@ def define_flags() -> None:
 DEFAULT_FPS = 25.0
 
 
-@dataclasses.dataclass
-class Classifier:
-    """A model that maps uint8 clips `[n, frames, H, W, 3]` to probabilities `[n, classes]`."""
-
-    class_names: list[str]
-    num_frames: int
-    frame_stride: int
-    probabilities: object  # Callable[[np.ndarray], np.ndarray]
-    description: str
-
-
-def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> Classifier:
-    """Loads `path` (SavedModel or export folder, `.tflite`, or model dir) as a `Classifier`.
+def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> loading.Runner:
+    """Loads `path` to label videos with: `tvn_tf.deploy.loading.load`, its input required.
 
     Raises:
-      ValueError: naming `--model_path` when the path is none of these or lacks a file.
+      ValueError: naming `--model_path` when the path is none of the model
+        forms, or a `.tflite` or SavedModel has no `model_info.json`.
     """
-    import numpy as np
-
-    from tvn_tf import benchmark
-    from tvn_tf.deploy import serving
-
-    kind = benchmark.model_kind(path)
-    info = benchmark.find_model_info(path)
-    if kind in ("tflite", "saved_model") and info is None:
-        raise ValueError(
-            f"--model_path={path}: no {serving.MODEL_INFO_FILE} beside it; use the "
-            "folder written by tvn_tf.export."
-        )
-    import tensorflow as tf
-
-    from tvn_tf import perf
-    from tvn_tf.data import preprocessing
-
-    perf.set_tensorflow_threads(threads)
-    if kind == "tflite":
-        from tvn_tf.deploy import tflite
-
-        runner = tflite.TFLiteRunner(path, threads=threads)
-        size = info["image_size"]
-
-        def tflite_probabilities(frames):
-            clips = preprocessing.preprocess_for_eval(tf.constant(frames), size).numpy()
-            return tf.nn.softmax(runner(clips)).numpy()
-
-        return Classifier(
-            info["class_names"],
-            info["num_frames"],
-            info["frame_stride"],
-            tflite_probabilities,
-            f"TFLite {os.path.basename(path)}",
-        )
-    if kind == "saved_model":
-        folder = path if serving.is_saved_model(path) else os.path.join(path, "saved_model")
-        serve = tf.saved_model.load(folder).signatures[serving.SIGNATURE]
-
-        def saved_model_probabilities(frames):
-            return np.concatenate(
-                [
-                    serve(frames=tf.constant(frames[i : i + batch_size]))["probabilities"].numpy()
-                    for i in range(0, len(frames), batch_size)
-                ]
-            )
-
-        return Classifier(
-            info["class_names"],
-            info["num_frames"],
-            info["frame_stride"],
-            saved_model_probabilities,
-            f"SavedModel {folder}",
-        )
-    from tvn_tf import model_dir
-
-    model, spec, checkpoint = model_dir.restore_model(path)
-    forward = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), reduce_retracing=True)
-
-    def keras_probabilities(frames):
-        return np.concatenate(
-            [
-                forward(
-                    preprocessing.preprocess_for_eval(
-                        tf.constant(frames[i : i + batch_size]), spec.image_size
-                    )
-                ).numpy()
-                for i in range(0, len(frames), batch_size)
-            ]
-        )
-
-    return Classifier(
-        list(spec.class_names),
-        spec.num_frames,
-        spec.frame_stride,
-        keras_probabilities,
-        f"Keras {spec.name} ({checkpoint})",
-    )
+    return loading.load(path, threads, batch_size, require_input=True)
 
 
 def window_indices(num_available: int, num_frames: int, frame_stride: int, hop: int):
@@ -165,7 +78,7 @@ def window_indices(num_available: int, num_frames: int, frame_stride: int, hop: 
 
 
 def predict(
-    video_path: str, classifier: Classifier, hop_seconds: float = 0.5, top_k: int = 5
+    video_path: str, classifier: loading.Runner, hop_seconds: float = 0.5, top_k: int = 5
 ) -> dict:
     """Scores every window of a video and the video as a whole.
 
@@ -184,19 +97,21 @@ def predict(
     if not os.path.isfile(video_path):
         raise ValueError(f"{video_path}: no such file.")
 
+    model_input = classifier.input
+
     def select(n, fps):
         # The decoder's frame rate, the same that times the windows below.
         hop = round(hop_seconds * (fps or DEFAULT_FPS))
-        return window_indices(n, classifier.num_frames, classifier.frame_stride, hop)
+        return window_indices(n, model_input.num_frames, model_input.frame_stride, hop)
 
     try:
         decoded = video.decode_video(video_path, min_frames=1, select=select)
     except video.VideoError as e:
         raise ValueError(f"{video_path}: {e}") from None
     fps = decoded.fps or DEFAULT_FPS
-    indices = decoded.indices.reshape(-1, classifier.num_frames)
+    indices = decoded.indices.reshape(-1, model_input.num_frames)
     frames = decoded.frames.reshape(
-        (len(indices), classifier.num_frames) + decoded.frames.shape[1:]
+        (len(indices), model_input.num_frames) + decoded.frames.shape[1:]
     )
     probabilities = classifier.probabilities(frames)
     mean = probabilities.mean(0)
@@ -208,7 +123,7 @@ def predict(
             {
                 "start_s": round(window.min() / fps, 3),
                 "end_s": round((window.max() + 1) / fps, 3),
-                "label": classifier.class_names[best],
+                "label": model_input.class_names[best],
                 "probability": round(float(p[best]), 4),
             }
         )
@@ -219,14 +134,14 @@ def predict(
         "num_frames": decoded.num_frames,
         "top": [
             {
-                "label": classifier.class_names[i],
+                "label": model_input.class_names[i],
                 "index": int(i),
                 "probability": round(float(mean[i]), 4),
             }
             for i in order
         ],
         "windows": windows,
-        "class_names": classifier.class_names,
+        "class_names": model_input.class_names,
         "window_probabilities": probabilities,
     }
 

@@ -4,7 +4,7 @@
 output here:
 
     adb shell /data/local/tmp/benchmark_model --graph=... | \\
-        python -m tvn_tf.deploy.android --model=model_int8.tflite --machine="Pixel 7"
+        python -m tvn_tf.deploy.android --model_path=model_int8.tflite --machine="Pixel 7"
 
 What `benchmark_model` prints (tensorflow/lite/tools/benchmark): per call of
 the tool, a warm-up and a timed `Stat` line in microseconds,
@@ -32,16 +32,16 @@ import sys
 from absl import app
 from absl import flags
 
+from tvn_tf import model_path_flag
+
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """Defines the flags of the binary (not on import: other binaries share names)."""
-    flags.DEFINE_string(
-        "model",
-        None,
+    model_path_flag.define_flags(
         "The .tflite file benchmarked (its FLOPs are read from the "
-        "model_info.json beside it, else counted from its graph).",
+        "model_info.json beside it, else counted from its graph)."
     )
     flags.DEFINE_string("machine", "", "The device, e.g. 'Pixel 7 (Tensor G2)'.")
     flags.DEFINE_string("input", "-", "benchmark_model's output; - reads stdin.")
@@ -161,10 +161,9 @@ def model_flops(path: str | None) -> int | None:
 
     if not path:
         return None
-    from tvn_tf import benchmark
-    from tvn_tf.deploy import tflite
+    from tvn_tf.deploy import loading, tflite
 
-    info = benchmark.find_model_info(path)
+    info = loading.read_model_info(path)
     if info and "flops" in info:
         return int(info["flops"])
     return tflite.count_flops(path) if os.path.isfile(path) else None
@@ -174,6 +173,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
+        path = model_path_flag.model_path("android_benchmark", required=False)
+    except ValueError as e:
+        sys.exit(f"android_benchmark: {e}")
+    try:
         if FLAGS.input == "-":
             text = sys.stdin.read()
         else:
@@ -182,7 +185,7 @@ def main(argv):
         parsed = parse(text)
     except (OSError, BenchmarkOutputError) as e:
         sys.exit(f"android_benchmark: --input={FLAGS.input}: {e}")
-    result = to_benchmark_json(parsed, FLAGS.model or "", model_flops(FLAGS.model), FLAGS.machine)
+    result = to_benchmark_json(parsed, path or "", model_flops(path), FLAGS.machine)
     print(
         f"{parsed['calls']} benchmark_model call(s); timed runs: "
         f"{len(parsed['runs_us']) if parsed['runs_us'] else int(parsed['stat']['count'])}",

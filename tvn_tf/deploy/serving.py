@@ -25,6 +25,8 @@ import json
 import os
 
 SIGNATURE = "serving_default"
+SAVED_MODEL_FILE = "saved_model.pb"
+EXPORT_SUBDIR = "saved_model"  # The SavedModel's folder inside an export (`tvn_tf.export`).
 INPUT = "frames"
 TOP_K = 5
 EXTRA_DIR = "assets.extra"
@@ -37,23 +39,25 @@ def serving_function(model, spec):
 
     Args:
       model: The Keras TVN (float clips in, logits out).
-      spec: Its `tvn_tf.model_dir.ModelSpec` (frames, resolution, class names).
+      spec: Its `tvn_tf.model_dir.ModelSpec` (`spec.input`: frames, resolution,
+        class names).
     """
     import tensorflow as tf
 
     from tvn_tf.data import preprocessing
 
-    k = min(TOP_K, spec.num_classes)
-    names = tf.constant(list(spec.class_names), tf.string)
+    model_input = spec.input
+    k = min(TOP_K, model_input.num_classes)
+    names = tf.constant(list(model_input.class_names), tf.string)
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, spec.num_frames, None, None, 3], tf.uint8, name=INPUT)
+            tf.TensorSpec([None, model_input.num_frames, None, None, 3], tf.uint8, name=INPUT)
         ]
     )
     def serve(frames):
-        clips = preprocessing.preprocess_for_eval(frames, spec.image_size)
-        clips = tf.ensure_shape(clips, [None, spec.num_frames, spec.image_size, spec.image_size, 3])
+        clips = preprocessing.preprocess_for_eval(frames, model_input.image_size)
+        clips = tf.ensure_shape(clips, [None, *model_input.clip_shape])
         probabilities = tf.nn.softmax(model(clips, training=False), axis=-1)
         _, indices = tf.math.top_k(probabilities, k=k)
         return {
@@ -105,4 +109,13 @@ def read_labels(path: str) -> list[str]:
 
 
 def is_saved_model(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+    """Whether `path` is a SavedModel folder (holds `saved_model.pb`)."""
+    return os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+
+
+def saved_model_folder(path: str) -> str | None:
+    """The SavedModel at `path`: the folder itself, or an export's `saved_model/`; else None."""
+    for folder in (path, os.path.join(path, EXPORT_SUBDIR)):
+        if is_saved_model(folder):
+            return folder
+    return None

@@ -31,6 +31,8 @@ import os
 from typing import Any
 from collections.abc import Mapping
 
+from tvn_tf.models.model_input import ModelInput
+
 SPATIAL_TYPES = ("std", "depth", "maxpool", "avgpool", "1std")
 TEMPORAL_TYPES = ("1d", "maxpool", "avgpool")
 ACTIVATIONS = ("relu", "hswish")
@@ -142,6 +144,11 @@ class Architecture:
     frame_stride: int
     image_size: int
     blocks: tuple[BlockSpec, ...]
+
+    @property
+    def input(self) -> ModelInput:
+        """The clips this network is fed (no class names: those come with training)."""
+        return ModelInput(self.num_frames, self.frame_stride, self.image_size)
 
     def to_json(self) -> dict[str, Any]:
         """Returns the JSON form read by `architecture_from_json`."""

@@ -542,9 +542,10 @@ class Search:
         return None
 
     def measure_latency(self, model, arch, timings: dict) -> float:
-        """Converts with `deploy.tflite` and times with `tvn_tf.benchmark`, nothing else running."""
-        from tvn_tf import benchmark
-        from tvn_tf.deploy import tflite
+        """Converts with `deploy.tflite`, loads with `deploy.loading` and times batch-1 runs
+        (`perf.time_runs`, as `tvn_tf.benchmark` does), nothing else running."""
+        from tvn_tf import perf
+        from tvn_tf.deploy import loading, tflite
 
         config = self.config
         with machine_lock(exclusive=True):
@@ -561,16 +562,10 @@ class Search:
                 path = os.path.join(tmp, "candidate.tflite")
                 with open(path, "wb") as f:
                     f.write(data)
-                with contextlib.redirect_stderr(_DevNull()):
-                    result = benchmark.benchmark(
-                        path,
-                        threads=config.threads,
-                        runs=config.latency_runs,
-                        warmup=3,
-                        measure_sgemm=False,
-                    )
+                runner = loading.load(path, threads=config.threads)
+                latency = perf.time_runs(runner.timed_call(), runs=config.latency_runs, warmup=3)
             timings["time"] = time.perf_counter() - start
-        return float(result["p50_ms"])
+        return round(latency.p50_ms, 3)  # Rounded as tvn_tf.benchmark reports it.
 
     def train(self, arch, key: str, final: bool = False) -> dict[str, Any]:
         """The proxy training (or, `final`, the full recipe) with the project's trainer."""
@@ -633,14 +628,6 @@ class Search:
             "best_params": best.user_attrs.get("params") if best else None,
         }
         return out
-
-
-class _DevNull:
-    def write(self, _):
-        return 0
-
-    def flush(self):
-        pass
 
 
 class _Progress:
