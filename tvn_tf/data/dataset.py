@@ -206,8 +206,9 @@ def make_clips(
     """The clip pipeline over `groups`, sampled and sized for `arch`, from either source.
 
     TFRecords when the data is prepared (`is_prepared`), else the `.avi` tree
-    decoded on the fly; the elements are the same. `arch` is anything with `num_frames`, `frame_stride` and `image_size`: an
-    `ModelInput`, an `Architecture`, or the `ModelSpec` of a trained model. `deterministic`
+    decoded on the fly; the elements are the same. `arch` is anything with
+    `num_frames`, `frame_stride` and `image_size`: a `ModelInput`, an
+    `Architecture`, or the `ModelSpec` of a trained model. `deterministic`
     (`train --deterministic`) keeps one seed's clips in one order; None leaves
     evaluation ordered and training free.
 
