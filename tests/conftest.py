@@ -114,7 +114,7 @@ def export_dir(tmp_path_factory, trained_model_dir, export_data) -> str:
         "--split=logo",
         "--fold=1",
         "--calibration_clips=16",
-        "--clips_per_video=3",
+        "--eval_clips=3",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return path

@@ -342,10 +342,13 @@ def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(
     killed.wait()
     assert leftover.exists()
 
-    result = run_module("tvn_tf.export", *args)
+    # The rerun also spells --eval_clips by its old name, which works with a warning.
+    result = run_module("tvn_tf.export", *args, "--clips_per_video=1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert "model_float32.tflite" in os.listdir(output)
+    assert "--clips_per_video is deprecated" in result.stderr
+    assert "use --eval_clips=1" in result.stderr
 
 
 def test_quantization_report_ranks_every_quantized_layer(out):
@@ -437,6 +440,24 @@ def test_calibration_clips_are_spread_over_classes_not_the_first_videos(
     clips, labels = export_lib._spread_clips(dataset, (2,), spec, 3, clips_per_video=1)
     assert clips.shape == (3, 4, 32, 32, 3)
     assert sorted(labels.tolist()) == [0, 1, 2]
+
+
+def test_auto_denylist_is_judged_on_clips_the_calibration_did_not_use(
+    trained_model_dir, export_data
+):
+    from tvn_tf.data import dataset as data_lib
+
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=export_data, fold=1))
+    spec = model_dir_lib.read_spec(trained_model_dir)
+    options = export_lib.ExportOptions(variants=("int8",), calibration_clips=6, parity_clips=2)
+    loaded = export_lib.load_clips(dataset, spec, options)
+    assert loaded.calibration.shape == loaded.selection.shape == (6, 4, 32, 32, 3)
+    calibration = {clip.tobytes() for clip in loaded.calibration}
+    assert len(calibration) == 6
+    assert not calibration & {clip.tobytes() for clip in loaded.selection}
+    # Without auto (or without an int8 variant) no selection clips are decoded.
+    fixed = export_lib.ExportOptions(variants=("int8",), int8_denylist="none", calibration_clips=6)
+    assert export_lib.load_clips(dataset, spec, fixed).selection is None
 
 
 @pytest.mark.parametrize(

@@ -68,8 +68,8 @@ def define_flags() -> None:
         "auto",
         "Layers the int8 model keeps in float: auto (the classifier, then the worst "
         "layers of quantization_report.csv, added while int8 agrees with float on under "
-        "99% of the calibration clips), none, or layer names from the report's `layer` "
-        "column, comma-separated.",
+        "99% of training clips the calibration did not use), none, or layer names from the "
+        "report's `layer` column, comma-separated.",
     )
     flags.DEFINE_integer(
         "latency_runs", 20, "Timed runs per variant for parity.json's latency.", lower_bound=1
@@ -78,7 +78,13 @@ def define_flags() -> None:
         "parity_clips", 200, "At most this many evaluation clips for parity.json.", lower_bound=1
     )
     flags.DEFINE_integer(
-        "clips_per_video", 2, "Evenly spaced evaluation clips per video.", lower_bound=1
+        "eval_clips",
+        2,
+        "Evenly spaced evaluation clips per video (as train's --eval_clips).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer(
+        "clips_per_video", None, "Deprecated: the old name of --eval_clips.", lower_bound=1
     )
     flags.DEFINE_integer("threads", 2, "Interpreter threads for the parity runs.", lower_bound=1)
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
@@ -95,7 +101,7 @@ class ExportOptions:
       variants: TFLite variants (`tvn_tf.deploy.tflite.VARIANTS`).
       calibration_clips: Training clips for the int8 calibration.
       parity_clips: At most this many evaluation clips for `parity.json`.
-      clips_per_video: Evenly spaced evaluation clips per video.
+      eval_clips: Evenly spaced evaluation clips per video.
       threads: Interpreter threads for the parity runs.
       overwrite: Replace an existing output folder.
       int8_denylist: "auto", "none" or comma-separated layer names (see
@@ -106,7 +112,7 @@ class ExportOptions:
     variants: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "int8")
     calibration_clips: int = 128
     parity_clips: int = 200
-    clips_per_video: int = 2
+    eval_clips: int = 2
     threads: int = 2
     overwrite: bool = False
     int8_denylist: str = "auto"
@@ -139,18 +145,28 @@ def model_info(spec, flops: int, checkpoint: str) -> dict:
     }
 
 
-def _spread_clips(dataset, groups, spec, count: int, clips_per_video: int):
+def _spread_clips(
+    dataset, groups, spec, count: int, clips_per_video: int, parity: int | None = None
+):
     """At most `count` evaluation clips of `groups`, evenly spaced over all their videos.
 
     Videos come in group and class order, so evenly spaced picks cover every
-    group and class instead of the first few videos.
+    group and class instead of the first few videos. With `parity` (0 or 1),
+    only every other clip position of each video is a candidate: the even
+    ones or the odd ones, so two calls with different parities never share a
+    clip.
     """
     import numpy as np
 
     from tvn_tf.data import dataset as data_lib
 
-    total = dataset.num_videos(groups) * clips_per_video
-    keep = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+    positions = [
+        i
+        for i in range(dataset.num_videos(groups) * clips_per_video)
+        if parity is None or (i % clips_per_video) % 2 == parity
+    ]
+    picks = np.linspace(0, len(positions) - 1, min(count, len(positions))).round().astype(int)
+    keep = {positions[i] for i in picks.tolist()}
     ds = data_lib.make_clips(
         dataset,
         groups,
@@ -168,15 +184,34 @@ def _spread_clips(dataset, groups, spec, count: int, clips_per_video: int):
     return np.concatenate(clips), np.concatenate(labels)
 
 
-def load_clips(dataset, spec, options: ExportOptions):
-    """Calibration clips from the training groups and evaluation clips with labels.
+@dataclasses.dataclass(frozen=True)
+class ExportClips:
+    """The clips an export runs the model on.
 
-    Both are evenly spread over their groups' videos (so over every class and
+    Attributes:
+      calibration: Training clips for the int8 calibration.
+      selection: Other training clips (the odd positions of each video where
+        calibration has the even ones), on which `--int8_denylist=auto` picks
+        the layers kept in float: a choice judged on the clips that set the
+        quantization ranges would flatter the int8 model.
+      eval_clips: Evaluation clips for `parity.json`, `eval_labels` their labels.
+      eval_groups: The groups they come from.
+    """
+
+    calibration: np.ndarray
+    selection: np.ndarray
+    eval_clips: np.ndarray
+    eval_labels: np.ndarray
+    eval_groups: tuple[int, ...]
+
+
+def load_clips(dataset, spec, options: ExportOptions) -> ExportClips:
+    """Calibration and selection clips from the training groups, and evaluation clips.
+
+    Each set is evenly spread over its groups' videos (so over every class and
     group), with evaluation preprocessing: what the model sees when deployed.
-
-    Returns:
-      `(calibration, eval_clips, eval_labels, eval_groups)`: float32 clips
-      `[n, frames, size, size, 3]`, int labels `[n]`, and the groups evaluated.
+    Calibration and selection clips are drawn from alternate positions of the
+    same videos, so they never share a clip.
     """
     split = dataset.split
     eval_groups = split.test or split.validation or split.train
@@ -187,17 +222,20 @@ def load_clips(dataset, spec, options: ExportOptions):
             file=sys.stderr,
         )
     train_videos = max(dataset.num_videos(split.train), 1)
+    # Twice the clips per video that calibration needs: even positions calibrate, odd select.
+    per_video = 2 * max(1, math.ceil(options.calibration_clips / train_videos))
     calibration, _ = _spread_clips(
-        dataset,
-        split.train,
-        spec,
-        options.calibration_clips,
-        clips_per_video=max(1, math.ceil(options.calibration_clips / train_videos)),
+        dataset, split.train, spec, options.calibration_clips, per_video, parity=0
     )
+    selection = None
+    if parse_denylist(options.int8_denylist) == "auto" and "int8" in options.variants:
+        selection, _ = _spread_clips(
+            dataset, split.train, spec, options.calibration_clips, per_video, parity=1
+        )
     clips, labels = _spread_clips(
-        dataset, eval_groups, spec, options.parity_clips, options.clips_per_video
+        dataset, eval_groups, spec, options.parity_clips, options.eval_clips
     )
-    return calibration, clips, labels, tuple(eval_groups)
+    return ExportClips(calibration, selection, clips, labels, tuple(eval_groups))
 
 
 def export(
@@ -290,10 +328,12 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
         )
     _log(f"restored {spec.name} from {checkpoint_path}", start)
 
-    calibration, clips, labels, eval_groups = load_clips(dataset, spec, options)
+    loaded = load_clips(dataset, spec, options)
+    clips, labels, eval_groups = loaded.eval_clips, loaded.eval_labels, loaded.eval_groups
+    selection = "" if loaded.selection is None else f" and {len(loaded.selection)} other ones"
     _log(
-        f"{len(calibration)} calibration clips (groups {list(dataset.split.train)}), "
-        f"{len(clips)} evaluation clips (groups {list(eval_groups)})",
+        f"{len(loaded.calibration)} calibration clips{selection} (groups "
+        f"{list(dataset.split.train)}), {len(clips)} evaluation clips (groups {list(eval_groups)})",
         start,
     )
 
@@ -308,9 +348,7 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     for variant in options.variants:
         float_layers = []
         if variant == "int8":
-            data, float_layers = _int8_model(
-                model, conversion_model, calibration, tmp, options, start
-            )
+            data, float_layers = _int8_model(model, conversion_model, loaded, tmp, options, start)
         else:
             data = tflite.convert(conversion_model, variant)
         path = os.path.join(tmp, tflite.filename(variant))
@@ -362,12 +400,16 @@ def parse_denylist(value: str) -> str | tuple[str, ...]:
     return names
 
 
-def _int8_model(model, conversion_model, calibration, tmp, options, start):
-    """The full-int8 model and the layers it keeps in float; writes quantization_report.csv."""
+def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, start):
+    """The full-int8 model and the layers it keeps in float; writes quantization_report.csv.
+
+    Calibrated on `loaded.calibration`; `auto` judges each denylist on
+    `loaded.selection`, clips the calibration did not see.
+    """
     from tvn_tf.deploy import parity as parity_lib
     from tvn_tf.deploy import quantization
 
-    analysis = quantization.analyze(conversion_model, calibration)
+    analysis = quantization.analyze(conversion_model, loaded.calibration)
     quantization.write_report(analysis.layers, os.path.join(tmp, quantization.REPORT_FILE))
     worst = "; ".join(
         f"{layer.layer} ({layer.op}) {layer.rmse_over_scale:.2f}" for layer in analysis.layers[:3]
@@ -375,12 +417,16 @@ def _int8_model(model, conversion_model, calibration, tmp, options, start):
     _log(f"int8 error, worst layers (RMSE in quantization steps): {worst}", start)
     denylist = parse_denylist(options.int8_denylist)
     if denylist == "auto":
-        reference = parity_lib.keras_logits(model, calibration)
+        reference = parity_lib.keras_logits(model, loaded.selection)
         denylist, trace = quantization.choose_denylist(
-            analysis, calibration, reference, threads=options.threads
+            analysis, loaded.selection, reference, threads=options.threads
         )
         tried = ", ".join(f"{count} float: {score:.1%}" for count, score in trace)
-        _log(f"--int8_denylist=auto: agreement on the calibration clips with {tried}", start)
+        _log(
+            "--int8_denylist=auto: agreement on training clips the calibration did not use, "
+            f"with {tried}",
+            start,
+        )
     data = analysis.quantized_model(denylist)
     _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
     return data, list(denylist)
@@ -397,11 +443,19 @@ def main(argv):
         from tvn_tf.data import dataset as data_lib
 
         model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
+        eval_clips = FLAGS.eval_clips
+        if FLAGS.clips_per_video is not None:
+            print(
+                "export: warning: --clips_per_video is deprecated (bench_input used it for "
+                f"training clips); use --eval_clips={FLAGS.clips_per_video}.",
+                file=sys.stderr,
+            )
+            eval_clips = FLAGS.clips_per_video
         options = ExportOptions(
             tuple(FLAGS.variants),
             FLAGS.calibration_clips,
             FLAGS.parity_clips,
-            FLAGS.clips_per_video,
+            eval_clips,
             FLAGS.threads,
             FLAGS.overwrite,
             FLAGS.int8_denylist,
