@@ -28,6 +28,7 @@ import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tvn_tf import renamed_flags  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
 from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
 from tvn_tf.training import trainer  # noqa: E402
@@ -231,14 +232,13 @@ def main(argv):
             f"bench_input: --data_dir={_DATA_DIR.value!r} holds no "
             f"{records.SHARD_SUFFIX} files; run tools/prepare_ucf50.py first."
         )
-    clips_per_video = _CLIPS_PER_VIDEO.value
-    if _OLD_CLIPS_PER_VIDEO.value is not None:
-        print(
-            "bench_input: warning: --clips_per_video is deprecated; use "
-            f"--train_clips_per_video={_OLD_CLIPS_PER_VIDEO.value}.",
-            file=sys.stderr,
-        )
-        clips_per_video = _OLD_CLIPS_PER_VIDEO.value
+    clips_per_video = renamed_flags.value(
+        "bench_input",
+        "clips_per_video",
+        "train_clips_per_video",
+        _OLD_CLIPS_PER_VIDEO.value,
+        _CLIPS_PER_VIDEO.value,
+    )
     result = bench_input(
         _DATA_DIR.value,
         _VIDEO_DIR.value,

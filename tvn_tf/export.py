@@ -44,6 +44,7 @@ from absl import logging
 
 from tvn_tf import atomic
 from tvn_tf import data_flags
+from tvn_tf import renamed_flags
 
 
 FLAGS = flags.FLAGS
@@ -443,14 +444,9 @@ def main(argv):
         from tvn_tf.data import dataset as data_lib
 
         model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
-        eval_clips = FLAGS.eval_clips
-        if FLAGS.clips_per_video is not None:
-            print(
-                "export: warning: --clips_per_video is deprecated (bench_input used it for "
-                f"training clips); use --eval_clips={FLAGS.clips_per_video}.",
-                file=sys.stderr,
-            )
-            eval_clips = FLAGS.clips_per_video
+        eval_clips = renamed_flags.value(
+            "export", "clips_per_video", "eval_clips", FLAGS.clips_per_video, FLAGS.eval_clips
+        )
         options = ExportOptions(
             tuple(FLAGS.variants),
             FLAGS.calibration_clips,
