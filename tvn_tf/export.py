@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from absl import app
 from absl import flags
@@ -45,6 +46,9 @@ from absl import logging
 from tvn_tf import atomic
 from tvn_tf import data_flags
 from tvn_tf import renamed_flags
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 FLAGS = flags.FLAGS

@@ -32,10 +32,10 @@ import tensorflow as tf
 from absl import logging
 
 from tvn_tf import model_dir as model_dir_lib
+from tvn_tf.data import dataset as data_lib
 from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
-from tvn_tf.data import dataset as data_lib
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
