@@ -198,13 +198,14 @@ class ExportClips:
       selection: Other training clips (the odd positions of each video where
         calibration has the even ones), on which `--int8_denylist=auto` picks
         the layers kept in float: a choice judged on the clips that set the
-        quantization ranges would flatter the int8 model.
+        quantization ranges would flatter the int8 model. None when no
+        `auto` int8 variant is written.
       eval_clips: Evaluation clips for `parity.json`, `eval_labels` their labels.
       eval_groups: The groups they come from.
     """
 
     calibration: np.ndarray
-    selection: np.ndarray
+    selection: np.ndarray | None
     eval_clips: np.ndarray
     eval_labels: np.ndarray
     eval_groups: tuple[int, ...]
