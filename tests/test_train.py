@@ -198,7 +198,9 @@ def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
         model_dir,
         "--strategy=multi_worker",
         "--train_steps=48",
-        "--learning_rate=0.8",
+        # 0.8 per 64 is above what TVN-1 trains steadily at (BUILD.md, "The demo
+        # recipe"): the loss could end above where it started.
+        "--learning_rate=0.2",
         "--image_size=64",
         "--checkpoint_every=16",
         "--num_validation_groups=1",
@@ -246,7 +248,7 @@ def test_mirrored_over_two_cpu_devices(tiny_data, tmp_path):
             "--strategy=mirrored",
             "--cpu_devices=2",
             "--train_steps=48",
-            "--learning_rate=0.8",
+            "--learning_rate=0.2",  # As in the multi-worker test.
             "--image_size=64",
             "--sync_batch_norm",
         )
