@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tvn_tf.data import pipeline, sampling
+from tvn_tf.models.model_input import ModelInput
 from tests.isolated import run_module
 from tests.video_fixtures import frame_indices, make_tree, write_index_video
 
@@ -231,10 +232,7 @@ def test_make_clips_reads_tfrecords_when_prepared_and_avis_otherwise(
     monkeypatch.setattr(pipeline, "make_tfrecord_dataset", lambda d, **k: called.append("tfrecord"))
     monkeypatch.setattr(pipeline, "make_avi_dataset", lambda d, **k: called.append("avi"))
 
-    class Clip:
-        num_frames, frame_stride, image_size = T, STRIDE, SIZE
-
-    data_lib.make_clips(dataset, [1], Clip, training=False, batch_size=1)
+    data_lib.make_clips(dataset, [1], ModelInput(T, STRIDE, SIZE), training=False, batch_size=1)
     assert called == [expected]
 
 
@@ -287,14 +285,11 @@ def test_deterministic_training_input_repeats_its_order_without_op_determinism(p
     data_dir = prepared[1] if source == "tfrecord" else prepared[0]
     dataset = data_lib.load_dataset(data_lib.DataConfig(str(data_dir), split="all"))
 
-    class Clip:
-        num_frames, frame_stride, image_size = T, STRIDE, SIZE
-
     def draw():
         ds = data_lib.make_clips(
             dataset,
             dataset.split.train,
-            Clip,
+            ModelInput(T, STRIDE, SIZE),
             training=True,
             batch_size=4,
             seed=3,

@@ -147,7 +147,7 @@ def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tm
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     for name, value in frames.items():
-        clips = preprocessing.preprocess_for_eval(tf.constant(value), spec.image_size)
+        clips = preprocessing.preprocess_for_eval(tf.constant(value), spec.input.image_size)
         expected = tf.nn.softmax(model(clips, training=False)).numpy()
         np.testing.assert_allclose(served[name]["probabilities"], expected, atol=1e-5)
         top = np.argsort(-expected, axis=1)[:, :3]

@@ -77,7 +77,6 @@ def test_architecture_and_spec_give_the_same_input():
     spec = model_dir_lib.ModelSpec("tvn1", arch.to_json(), ("a", "b"))
     assert arch.input == ModelInput(2, 4, 224)
     assert spec.input == ModelInput(2, 4, 224, ("a", "b"))
-    assert (spec.num_frames, spec.frame_stride, spec.image_size) == (2, 4, 224)
 
 
 def test_a_model_input_feeds_the_clip_pipeline_as_it_is(tiny_data):

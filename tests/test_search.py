@@ -260,3 +260,36 @@ def test_the_best_is_retrained_and_tested_once(tournament):
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout.strip().splitlines()[-1])["final"] == final
     assert os.path.getmtime(path) == mtime
+
+
+def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data, tmp_path):
+    flagfile = tmp_path / "tiny_search.cfg"
+    flags = tiny_flags(tiny_data["records"], "unused", "--max_latency_ms=50", "--noprogress")
+    flagfile.write_text("\n".join(f for f in flags if not f.startswith("--model_dir")) + "\n")
+    bench = [
+        "tools/bench_search.py",
+        f"--flagfile_search={flagfile}",
+        f"--output_dir={tmp_path / 'bench'}",
+        "--num_trials=1",
+    ]
+    result = run_module(*bench, "--search_seeds=0,1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_seed = [line for line in result.stdout.splitlines() if line.startswith("seed ")]
+    assert [line.split(":")[0] for line in per_seed] == [
+        "seed 0 tournament",
+        "seed 0 random",
+        "seed 1 tournament",
+        "seed 1 random",
+    ]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["search_seeds"] == [0, 1]
+    for name in ("tournament", "random"):
+        found = summary[name]["best_validation_video_accuracy"]
+        assert len(found) == 2 and all(0.0 <= value <= 1.0 for value in found)
+        assert summary[name]["best_validation_video_accuracy_min"] == min(found)
+        assert summary[name]["best_validation_video_accuracy_max"] == max(found)
+    assert sorted(os.listdir(tmp_path / "bench")) == ["seed0", "seed1"]
+
+    bad = run_module(*bench, "--search_seeds=0,x")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--search_seeds" in bad.stderr.strip().splitlines()[-1]

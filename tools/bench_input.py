@@ -31,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 from tvn_tf import renamed_flags  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
 from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
+from tvn_tf.models.model_input import ModelInput  # noqa: E402
 from tvn_tf.training import trainer  # noqa: E402
 
 # TVN-1's input (the model library's config; repeated here to keep the tool standalone).
@@ -87,10 +88,7 @@ def clips_per_second(
     return batches * batch_size / (time.perf_counter() - start)
 
 
-class _Tvn1Input:
-    """The clip shape `data_lib.make_clips` samples for."""
-
-    num_frames, frame_stride, image_size = NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE
+_TVN1_INPUT = ModelInput(NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE)  # What make_clips samples for.
 
 
 def training_clips(
@@ -106,7 +104,7 @@ def training_clips(
     return data_lib.make_clips(
         dataset,
         dataset.split.train,
-        _Tvn1Input,
+        _TVN1_INPUT,
         training=True,
         batch_size=batch_size,
         num_clips=clips_per_video,

@@ -65,7 +65,12 @@ def evaluate(
     eval_clips = eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips)
     eval_crops = eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops)
     evaluator = trainer.Evaluator(
-        model, dataset, spec, batch_size=batch_size, eval_clips=eval_clips, eval_crops=eval_crops
+        model,
+        dataset,
+        spec.input,
+        batch_size=batch_size,
+        eval_clips=eval_clips,
+        eval_crops=eval_crops,
     )
     result = evaluator.evaluate(chosen)
     result.update(

@@ -175,7 +175,7 @@ def _spread_clips(
     ds = data_lib.make_clips(
         dataset,
         groups,
-        spec,
+        spec.input,
         training=False,
         batch_size=1,
         num_clips=clips_per_video,
@@ -322,7 +322,7 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     from tvn_tf import model_dir as model_dir_lib
     from tvn_tf import perf
     from tvn_tf.deploy import parity as parity_lib
-    from tvn_tf.deploy import serving, tflite
+    from tvn_tf.deploy import serving
     from tvn_tf.models import flops as flops_lib
 
     model, spec, checkpoint_path = model_dir_lib.restore_model(model_dir, checkpoint)
@@ -348,31 +348,7 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     _log("wrote saved_model/", start)
 
     reference = parity_lib.keras_logits(model, clips)
-    outputs, extras = {}, {}
-    conversion_model = os.path.join(tmp, ".conversion_saved_model")
-    tflite.save_for_conversion(model, conversion_model)
-    for variant in options.variants:
-        float_layers = []
-        if variant == "int8":
-            data, float_layers = _int8_model(model, conversion_model, loaded, tmp, options, start)
-        else:
-            data = tflite.convert(conversion_model, variant)
-        path = os.path.join(tmp, tflite.filename(variant))
-        with open(path, "wb") as f:
-            f.write(data)
-        runner = tflite.TFLiteRunner(path, threads=options.threads)
-        outputs[variant] = runner(clips)
-        latency = perf.time_runs(runner.invoke, runs=options.latency_runs, warmup=2)
-        delegated, fallback = tflite.delegation(data, threads=options.threads)
-        extras[variant] = {
-            "latency_p50_ms": round(latency.p50_ms, 3),
-            "float_layers": float_layers,
-            "xnnpack_ops": len(delegated),
-            "fallback_ops": fallback,
-        }
-        _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
-    shutil.rmtree(conversion_model)
-
+    outputs, extras = _write_tflite_variants(model, loaded, tmp, options, start)
     report = parity_lib.parity_report(reference, labels, outputs)
     report["eval_groups"] = list(eval_groups)
     report["threads"] = options.threads
@@ -391,6 +367,43 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     else:
         os.replace(tmp, output_dir)
     return report
+
+
+def _write_tflite_variants(model, loaded: ExportClips, tmp: str, options, start: float):
+    """Converts, writes and times each TFLite variant; runs each on the evaluation clips.
+
+    Returns:
+      `(outputs, extras)`: per variant, its logits on `loaded.eval_clips`, and its
+      latency, float layers and XNNPACK delegation for `parity.json`.
+    """
+    from tvn_tf import perf
+    from tvn_tf.deploy import tflite
+
+    outputs, extras = {}, {}
+    conversion_model = os.path.join(tmp, ".conversion_saved_model")
+    tflite.save_for_conversion(model, conversion_model)
+    for variant in options.variants:
+        float_layers = []
+        if variant == "int8":
+            data, float_layers = _int8_model(model, conversion_model, loaded, tmp, options, start)
+        else:
+            data = tflite.convert(conversion_model, variant)
+        path = os.path.join(tmp, tflite.filename(variant))
+        with open(path, "wb") as f:
+            f.write(data)
+        runner = tflite.TFLiteRunner(path, threads=options.threads)
+        outputs[variant] = runner(loaded.eval_clips)
+        latency = perf.time_runs(runner.invoke, runs=options.latency_runs, warmup=2)
+        delegated, fallback = tflite.delegation(data, threads=options.threads)
+        extras[variant] = {
+            "latency_p50_ms": round(latency.p50_ms, 3),
+            "float_layers": float_layers,
+            "xnnpack_ops": len(delegated),
+            "fallback_ops": fallback,
+        }
+        _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
+    shutil.rmtree(conversion_model)
+    return outputs, extras
 
 
 def parse_denylist(value: str) -> str | tuple[str, ...]:

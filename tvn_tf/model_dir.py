@@ -91,20 +91,6 @@ class ModelSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    # Shorthands for `input`, read by the trainer and evaluation (tvn_tf/training/,
-    # tvn_tf/evaluate.py), which pass a spec where a `ModelInput` will do.
-    @property
-    def num_frames(self) -> int:
-        return self.input.num_frames
-
-    @property
-    def frame_stride(self) -> int:
-        return self.input.frame_stride
-
-    @property
-    def image_size(self) -> int:
-        return self.input.image_size
-
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

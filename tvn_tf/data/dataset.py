@@ -8,7 +8,7 @@ the one place that chooses between them, and `make_clips` the one call that
 builds the matching pipeline.
 
     dataset = load_dataset(DataConfig("/data/ucf50_tfrecords", split="logo", fold=1))
-    clips = make_clips(dataset, dataset.split.test, spec, training=False, batch_size=32)
+    clips = make_clips(dataset, dataset.split.test, spec.input, training=False, batch_size=32)
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import layout, pipeline, prepare, records, splits
+from tvn_tf.models.model_input import ModelInput
 
 DATA_FORMATS = ("auto", "tfrecord", "avi")
 SPLITS = ("logo", "kfold", "all")
@@ -192,7 +193,7 @@ def check_shards(dataset: Dataset, groups) -> None:
 def make_clips(
     dataset: Dataset,
     groups,
-    arch,
+    model_input: ModelInput,
     *,
     training: bool,
     batch_size: int,
@@ -203,12 +204,11 @@ def make_clips(
     with_video_ids: bool = False,
     deterministic: bool | None = None,
 ) -> tf.data.Dataset:
-    """The clip pipeline over `groups`, sampled and sized for `arch`, from either source.
+    """The clip pipeline over `groups`, sampled and sized for `model_input`, from either source.
 
     TFRecords when the data is prepared (`is_prepared`), else the `.avi` tree
-    decoded on the fly; the elements are the same. `arch` is anything with
-    `num_frames`, `frame_stride` and `image_size`: a `ModelInput`, an
-    `Architecture`, or the `ModelSpec` of a trained model. `deterministic`
+    decoded on the fly; the elements are the same. `model_input` is a model's
+    `ModelInput` (`Architecture.input`, `ModelSpec.input`). `deterministic`
     (`train --deterministic`) keeps one seed's clips in one order; None leaves
     evaluation ordered and training free.
 
@@ -217,9 +217,9 @@ def make_clips(
     config = dataset.config
     kwargs = dict(
         training=training,
-        num_frames=arch.num_frames,
-        frame_stride=arch.frame_stride,
-        image_size=arch.image_size,
+        num_frames=model_input.num_frames,
+        frame_stride=model_input.frame_stride,
+        image_size=model_input.image_size,
         batch_size=batch_size,
         groups=tuple(groups),
         seed=seed,

@@ -75,6 +75,32 @@ def prepare_dataset(
     """
     input_dir, output_dir = os.path.abspath(input_dir), os.path.abspath(output_dir)
     _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality)
+    scan = _scan(input_dir, classes)
+    plan = _plan_shards(scan.videos, videos_per_shard)
+    encoding = {"short_side": short_side, "jpeg_quality": jpeg_quality, "min_frames": min_frames}
+    _start_output(output_dir, scan, {**encoding, "videos_per_shard": videos_per_shard})
+    todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
+    if len(todo) < len(plan):
+        print(
+            f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.", flush=True
+        )
+    for rejected in scan.rejected:
+        logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
+    tasks = [
+        dict(output_dir=output_dir, input_dir=input_dir, name=name, entries=entries, **encoding)
+        for name, entries in todo
+    ]
+    _run_tasks(
+        tasks,
+        workers or os.cpu_count() or 1,
+        progress,
+        total_videos=sum(len(t["entries"]) for t in tasks),
+    )
+    return _write_manifest(output_dir, plan, scan)
+
+
+def _scan(input_dir: str, classes: list[str] | None) -> layout.ScanResult:
+    """The tree's videos by name; prints what was found and any notes on the layout."""
     scan = layout.scan_videos(input_dir, classes)
     for note in scan.notes:
         print(f"Note: {note}.", file=sys.stderr, flush=True)
@@ -83,12 +109,17 @@ def prepare_dataset(
         f"by name in {len(scan.classes)} classes.",
         flush=True,
     )
-    plan = _plan_shards(scan.videos, videos_per_shard)
+    return scan
+
+
+def _start_output(output_dir: str, scan: layout.ScanResult, settings: dict) -> None:
+    """Creates `output_dir`, removes killed runs' leftovers, checks or writes its settings.
+
+    Raises:
+      ValueError: `output_dir` was prepared from other settings or another listing.
+    """
     config = {
-        "short_side": short_side,
-        "jpeg_quality": jpeg_quality,
-        "min_frames": min_frames,
-        "videos_per_shard": videos_per_shard,
+        **settings,
         "classes": list(scan.classes),
         "input_listing_sha256": hashlib.sha256(
             "\n".join(f.path for f in scan.files).encode()
@@ -100,32 +131,9 @@ def prepare_dataset(
     _check_or_write_config(output_dir, config)
     _write_atomically(os.path.join(output_dir, CLASSES), json.dumps(list(scan.classes), indent=1))
 
-    todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
-    if len(todo) < len(plan):
-        print(
-            f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.", flush=True
-        )
-    for rejected in scan.rejected:
-        logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
-    tasks = [
-        dict(
-            output_dir=output_dir,
-            input_dir=input_dir,
-            name=name,
-            entries=entries,
-            short_side=short_side,
-            jpeg_quality=jpeg_quality,
-            min_frames=min_frames,
-        )
-        for name, entries in todo
-    ]
-    _run_tasks(
-        tasks,
-        workers or os.cpu_count() or 1,
-        progress,
-        total_videos=sum(len(t["entries"]) for t in tasks),
-    )
 
+def _write_manifest(output_dir: str, plan, scan: layout.ScanResult) -> dict:
+    """Joins the shards' parts and the rejected files into `manifest.jsonl`; returns the summary."""
     lines = []
     for name, _ in plan:
         with open(os.path.join(output_dir, PARTS, name + ".jsonl")) as f:
@@ -136,19 +144,18 @@ def prepare_dataset(
         os.path.join(output_dir, MANIFEST), "".join(json.dumps(entry) + "\n" for entry in lines)
     )
     ok = sum(entry["status"] == "ok" for entry in lines)
-    summary = {
+    print(
+        f"Wrote {ok} videos to {len(plan)} shards in {output_dir}; "
+        f"skipped {len(lines) - ok} files (reasons in {MANIFEST}).",
+        flush=True,
+    )
+    return {
         "found": len(lines),
         "ok": ok,
         "skipped": len(lines) - ok,
         "shards": len(plan),
         "classes": len(scan.classes),
     }
-    print(
-        f"Wrote {ok} videos to {len(plan)} shards in {output_dir}; "
-        f"skipped {len(lines) - ok} files (reasons in {MANIFEST}).",
-        flush=True,
-    )
-    return summary
 
 
 def _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality):

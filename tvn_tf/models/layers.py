@@ -580,14 +580,17 @@ class TinyBlock(CompositeLayer):
         self.strides = strides
         self.use_temporal = use_temporal
         spec = architecture.block_from_json(block, f"block {self.name}")
-        expanded = spec.expanded_filters
-        inverted = spec.inverted_bottleneck and spec.expand > 0
-        width = expanded if spec.inverted_bottleneck else spec.filters
         spatial_stride = spec.spatial_stride if strides == 0 else strides
+        self._build_convolutions(spec, spatial_stride)
+        self._build_gates_and_skip(spec, spatial_stride)
 
+    def _build_convolutions(self, spec: architecture.BlockSpec, spatial_stride: int) -> None:
+        """Steps 1-3 and 5: bottleneck expansion, spatial and temporal ops, plain expansion."""
+        expanded = spec.expanded_filters
+        width = expanded if spec.inverted_bottleneck else spec.filters
         self.bottleneck = (
             InvertedBottleneck(spec.filters, expanded, name="bottleneck", dtype=self.dtype_policy)
-            if inverted
+            if spec.inverted_bottleneck and spec.expand > 0
             else None
         )
         self.spatial = SpatialOp(
@@ -600,14 +603,14 @@ class TinyBlock(CompositeLayer):
             dtype=self.dtype_policy,
         )
         self.temporal = None
-        self.output_frames = num_frames
-        if use_temporal and num_frames > 1:
+        self.output_frames = self.num_frames
+        if self.use_temporal and self.num_frames > 1:
             self.temporal = TemporalOp(
                 spec.temporal_type,
                 spec.temporal_kernel,
                 width,
-                spec.temporal_stride if strides == 0 else strides,
-                num_frames,
+                spec.temporal_stride if self.strides == 0 else self.strides,
+                self.num_frames,
                 spec.temporal_act,
                 name="temporal",
                 dtype=self.dtype_policy,
@@ -618,7 +621,10 @@ class TinyBlock(CompositeLayer):
             if not spec.inverted_bottleneck and spec.expand > 0
             else None
         )
-        frames = self.output_frames
+
+    def _build_gates_and_skip(self, spec: architecture.BlockSpec, spatial_stride: int) -> None:
+        """Steps 6-10 and after: squeeze-excitation, gating, skip, activation, non-local."""
+        expanded, frames = spec.expanded_filters, self.output_frames
         self.squeeze_excite = (
             SqueezeExcite(
                 expanded, spec.squeeze, frames, name="squeeze_excite", dtype=self.dtype_policy
@@ -634,7 +640,7 @@ class TinyBlock(CompositeLayer):
         # The skip needs batch * frames unchanged; its projection strides only
         # when the spatial op changed the spatial size.
         self.residual = None
-        if spec.skip and frames == num_frames:
+        if spec.skip and frames == self.num_frames:
             changes_size = spec.spatial_kernel != 1 and spatial_stride > 1
             self.residual = ResidualProjection(
                 spatial_stride if changes_size else 1, name="residual", dtype=self.dtype_policy

@@ -36,6 +36,7 @@ from tvn_tf.data import dataset as data_lib
 from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
+from tvn_tf.models.model_input import ModelInput
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
@@ -146,7 +147,8 @@ def check_model_dir(
         ):
             if a != b:
                 detail = (
-                    f"{old.name} at {old.image_size}px vs {spec.name} at {spec.image_size}px"
+                    f"{old.name} at {old.input.image_size}px vs {spec.name} at "
+                    f"{spec.input.image_size}px"
                     if what == "architecture"
                     else f"{len(a)} vs {len(b)}"
                     if what == "classes"
@@ -398,7 +400,7 @@ def _train(
         run.evaluator = Evaluator(
             run.model,
             dataset,
-            arch,
+            arch.input,
             batch_size=config.batch_size,
             eval_clips=config.eval_clips,
             eval_crops=config.eval_crops,
@@ -489,7 +491,7 @@ def _set_up(
         return data_lib.make_clips(
             dataset,
             dataset.split.train,
-            arch,
+            arch.input,
             training=True,
             batch_size=config.batch_size,
             num_clips=config.train_clips_per_video,
@@ -718,7 +720,7 @@ def _log_sample_clips(dataset, arch, config, writer) -> None:
     sample = data_lib.make_clips(
         dataset,
         dataset.split.train,
-        arch,
+        arch.input,
         training=True,
         batch_size=config.num_sample_clips,
         seed=config.seed,
@@ -743,8 +745,8 @@ class Evaluator:
     Args:
       model: The classifier, `[batch, frames, size, size, 3] -> logits`.
       dataset: The data and its split (`tvn_tf.data.dataset.load_dataset`).
-      arch: Anything with `num_frames`, `frame_stride` and `image_size`: an
-        `Architecture`, or the `ModelSpec` of a trained model.
+      model_input: What the model is fed (`Architecture.input`,
+        `ModelSpec.input`).
       batch_size: Clips per batch (at least 8 are used: evaluation holds no
         gradients).
       eval_clips: Evenly spaced clips per video.
@@ -755,15 +757,16 @@ class Evaluator:
         self,
         model: keras.Model,
         dataset: data_lib.Dataset,
-        arch: Any,
+        model_input: ModelInput,
         *,
         batch_size: int,
         eval_clips: int,
         eval_crops: int,
     ):
-        self.model, self.dataset, self.arch = model, dataset, arch
+        self.model, self.dataset, self.model_input = model, dataset, model_input
         self.batch_size, self.eval_clips, self.eval_crops = batch_size, eval_clips, eval_crops
-        shape = (None, arch.num_frames, arch.image_size, arch.image_size, 3)
+        size = model_input.image_size
+        shape = (None, model_input.num_frames, size, size, 3)
         self.forward = tf.function(
             lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
         )
@@ -773,7 +776,7 @@ class Evaluator:
         ds = data_lib.make_clips(
             self.dataset,
             groups,
-            self.arch,
+            self.model_input,
             training=False,
             batch_size=max(8, self.batch_size),
             num_clips=self.eval_clips,
