@@ -72,6 +72,32 @@ def test_tflite_flops_without_model_info_come_from_the_graph(out):
     assert 0.8 * profiled < counted <= profiled
 
 
+def test_tflite_flops_past_two_to_the_31_are_counted_in_python_ints(tmp_path, run_module):
+    """TVN-1 at 224 has 2 GFLOP convolutions: the count must not wrap in int32 shapes."""
+    import tensorflow as tf
+
+    from tvn_tf.deploy import tflite
+
+    conv = tf.function(
+        lambda x: tf.nn.conv2d(x, tf.ones([3, 3, 64, 64]) / 576, 1, "SAME"),
+        input_signature=[tf.TensorSpec([1, 224, 224, 64])],
+    )
+    path = tmp_path / "big.tflite"
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [conv.get_concrete_function()], conv
+    )
+    path.write_bytes(converter.convert())
+    expected = 2 * 224 * 224 * 64 * 3 * 3 * 64  # 3.7e9 > 2**31
+    counted = tflite.count_flops(str(path))
+    assert type(counted) is int and counted == expected
+    # The benchmark's JSON line takes it (it failed on numpy integers).
+    result = run_module(
+        "tvn_tf.benchmark", f"--model_path={path}", "--runs=1", "--warmup=0", "--nosgemm"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["flops"] == expected
+
+
 def test_bad_model_path_gives_one_clear_message(tmp_path, run_module):
     (tmp_path / "notes.txt").write_text("hello")
     result = run_module("tvn_tf.benchmark", f"--model_path={tmp_path}/notes.txt", "--runs=1")
@@ -178,6 +204,22 @@ def test_paired_share_divides_each_round_by_its_own_sgemm():
     assert result.sgemm_gflops > 0
     with pytest.raises(ValueError, match="rounds=3, runs=2"):
         perf.paired_share(lambda: None, 1e6, rounds=3, runs=2)
+
+
+def test_paired_share_prices_each_round_by_its_fastest_run():
+    import itertools
+    import time
+
+    from tvn_tf import perf
+
+    # Per round: the untimed call, then one fast run among slow ones.
+    pauses = itertools.cycle([0.03, 0.001, 0.03, 0.03])
+    result = perf.paired_share(
+        lambda: time.sleep(next(pauses)), 1e6, rounds=2, runs=6, warmup=0, sgemm_size=128
+    )
+    assert result.latency.p50_ms >= 25  # The median run is a slow one...
+    from_median = 1e6 / 0.03 / 1e9 / result.sgemm_gflops
+    assert result.share > 5 * from_median  # ...but the share is the fast one's.
 
 
 def test_android_parser_takes_model_path_and_the_old_model_flag(out, run_module):

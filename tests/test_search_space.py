@@ -92,6 +92,18 @@ def test_released_networks_project_into_a_narrow_space():
         assert space.contains(projected), name
 
 
+def test_a_seed_moved_into_the_space_says_what_changed():
+    """The paper's space has squeeze ratios up to 1/2: TVN-1's 0.91 and 0.73 are clipped."""
+    space = space_lib.SearchSpace(space_lib.SpaceConfig())
+    tvn1 = arch_lib.get_architecture("tvn1")
+    changes = space.changes(tvn1, space.project(tvn1))
+    assert changes == ["block 1 squeeze 0.9068->0.5", "block 3 squeeze 0.7266->0.5"]
+    narrow = space_lib.SearchSpace(SMALL)
+    assert "image_size 224->48" in narrow.changes(tvn1, narrow.project(tvn1))
+    mobile = arch_lib.get_architecture("tvn_mobile_1")
+    assert "block 1 inverted_bottleneck True->False" in space.changes(mobile, space.project(mobile))
+
+
 def test_random_and_tournament_draw_from_one_space():
     """Both algorithms record the same space, and both propose only members of it."""
     base = dict(model_dir="", data=None, space=SMALL, population=4, tournament_size=2)

@@ -284,7 +284,10 @@ def count_flops(data_or_path: str | bytes) -> int:
     else:
         interpreter = Interpreter(model_path=os.fspath(data_or_path))
     interpreter.allocate_tensors()
-    shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
+    # Python ints: numpy's int32 shape entries would wrap past 2**31 FLOPs (TVN-1 at 224).
+    shapes = {
+        t["index"]: tuple(int(d) for d in t["shape"]) for t in interpreter.get_tensor_details()
+    }
     total = 0
     for op in interpreter._get_ops_details():
         name = op["op_name"]

@@ -247,7 +247,10 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def seed_architectures(names, space: space_lib.SearchSpace) -> list[arch_lib.Architecture]:
-    """Released networks (or JSON files) moved into the space (`SearchSpace.project`)."""
+    """Released networks (or JSON files) moved into the space (`SearchSpace.project`).
+
+    What the move changed is logged as a warning, one line per seed.
+    """
     out = []
     for name in names:
         if name.endswith(".json"):
@@ -257,7 +260,17 @@ def seed_architectures(names, space: space_lib.SearchSpace) -> list[arch_lib.Arc
                 arch = arch_lib.get_architecture(name)
             except ValueError as e:
                 raise ValueError(f"--seed_architectures: {e}") from None
-        out.append(space.project(arch))
+        projected = space.project(arch)
+        changes = space.changes(arch, projected)
+        if changes:
+            from absl import logging
+
+            logging.warning(
+                "--seed_architectures: %s moved into the search space: %s.",
+                name,
+                ", ".join(changes),
+            )
+        out.append(projected)
     return out
 
 

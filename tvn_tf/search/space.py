@@ -258,6 +258,32 @@ class SearchSpace:
         ]
         return arch_lib.architecture_from_json(out, arch.name)
 
+    @staticmethod
+    def changes(arch: arch_lib.Architecture, projected: arch_lib.Architecture) -> list[str]:
+        """What `project` changed, e.g. `["block 1 squeeze 0.9068->0.5"]` (empty: nothing).
+
+        No released TVN is itself in the space, even at full width: their
+        values were drawn from continuous ranges that the space's choices
+        discretise (TVN-1's squeeze ratios 0.91 and 0.73, TVN-2's 348 filters,
+        TVN-3's expansion 5), and TVN-Mobile's hard-swish and inverted
+        bottleneck are not searched. The search logs these changes rather than
+        seed something else silently under the released name.
+        """
+
+        def text(value) -> str:
+            return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+        def diff(prefix: str, a: dict, b: dict) -> list[str]:
+            return [f"{prefix}{k} {text(a[k])}->{text(b[k])}" for k in a if a[k] != b[k]]
+
+        inputs = ("image_size", "num_frames", "frame_stride")
+        out = diff("", *({k: getattr(x, k) for k in inputs} for x in (arch, projected)))
+        for i, (a, b) in enumerate(zip(arch.blocks, projected.blocks)):
+            out += diff(f"block {i} ", dataclasses.asdict(a), dataclasses.asdict(b))
+        if len(arch.blocks) != len(projected.blocks):
+            out.append(f"blocks {len(arch.blocks)}->{len(projected.blocks)}")
+        return out
+
 
 def canonical_json(arch: arch_lib.Architecture) -> str:
     """The network `arch` builds, as a string: equivalent JSON forms give the same string.
