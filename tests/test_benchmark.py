@@ -1,5 +1,6 @@
 """The latency harness: its JSON, each model kind, and the Android parser and script."""
 
+import dataclasses
 import json
 import os
 import stat
@@ -232,3 +233,43 @@ def test_android_parser_takes_model_path_and_the_old_model_flag(out, run_module)
         assert figures["model"] == model and figures["flops"] == flops
         warned = "android_benchmark: warning: --model is deprecated" in result.stderr
         assert warned == (flag == "--model")
+
+
+def test_block_profile_times_every_prefix_in_the_real_interpreter(run_module):
+    """tools/profile_blocks.py: one row per block application and the head, in order."""
+    from tvn_tf.models import architecture, flops, tvn
+
+    result = run_module(
+        "tools/profile_blocks.py",
+        "--model=tvn1",
+        "--width_multiplier=0.25",
+        "--image_size=32",
+        "--variant=int8",
+        "--rounds=1",
+        "--runs_per_round=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    layers = [row["layer"] for row in figures["blocks"]]
+    assert layers == [
+        "block0_0", "block0_1", "block1_0", "block2_0", "block2_1", "block3_0", "block3_1", "head"
+    ]  # fmt: skip
+    arch = architecture.scale_architecture(architecture.get_architecture("tvn1"), width=0.25)
+    arch = dataclasses.replace(arch, image_size=32)
+    per_layer = dict(flops.count_flops(tvn.build_model(arch, num_classes=10)).per_layer)
+    assert all(row["flops"] == per_layer[row["layer"]] for row in figures["blocks"])
+    # Own times are differences of cumulative ones: they add up to the whole model's.
+    assert sum(row["ms"] for row in figures["blocks"]) == pytest.approx(
+        figures["total_ms"], abs=0.01
+    )
+    assert figures["total_ms"] > 0 and figures["variant"] == "int8"
+    assert "| block0_0 |" in result.stdout
+
+
+def test_block_profile_refuses_a_bad_architecture(tmp_path, run_module):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"num_frames": 2}')
+    result = run_module("tools/profile_blocks.py", f"--arch_json={bad}")
+    assert result.returncode != 0
+    assert "profile_blocks: " in result.stderr and "bad.json" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -93,7 +93,7 @@ def test_released_networks_project_into_a_narrow_space():
 
 
 def test_a_seed_moved_into_the_space_says_what_changed():
-    """The paper's space has squeeze ratios up to 1/2: TVN-1's 0.91 and 0.73 are clipped."""
+    """The full space's squeeze ratios stop at 1/2: TVN-1's 0.91 and 0.73 are clipped."""
     space = space_lib.SearchSpace(space_lib.SpaceConfig())
     tvn1 = arch_lib.get_architecture("tvn1")
     changes = space.changes(tvn1, space.project(tvn1))

@@ -23,6 +23,7 @@ class Latency:
     p90_ms: float
     p99_ms: float
     runs: int
+    fastest_ms: float
 
     @property
     def per_second(self) -> float:
@@ -51,7 +52,7 @@ def _times_ms(fn: Callable[[], object], runs: int) -> list[float]:
 
 def _latency(times: list[float]) -> Latency:
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
-    return Latency(float(p50), float(p90), float(p99), len(times))
+    return Latency(float(p50), float(p90), float(p99), len(times), float(min(times)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Where a TVN's TFLite time goes, block by block, in the real interpreter.
+
+LiteRT's per-op profiler is not reachable from its Python API (ai-edge-litert
+2.3 exposes no profiling call), and TFLite's `benchmark_model
+--enable_op_profiling` has no x86 Linux build on the package registries; on a
+phone, `tools/android_benchmark.sh MODEL -- --enable_op_profiling=true` gives
+per-op times. Here a block's time is the difference between two prefixes of
+the network, each converted to the same TFLite variant and timed with XNNPACK:
+the network up to and including the block, and the network up to the block
+before it. The last row, the head, is the whole model minus the last block.
+
+Prefixes are timed in alternating rounds (every prefix once per round), and
+each prefix's figure is its fastest run over all rounds, so that a drift of
+the machine's speed during the measurement spreads over all of them rather
+than landing on one block. A block much cheaper than the run-to-run noise can
+come out slightly negative.
+
+    rows = block_times(model, "int8", threads=2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockTime:
+    """One top-level layer's share of a TFLite model's latency.
+
+    Attributes:
+      layer: The Keras layer, e.g. `block0_0` (block 0, first application) or `head`.
+      flops: Its FLOPs per clip (`tvn_tf.models.flops`).
+      cumulative_ms: Fastest run of the network up to and including this layer.
+      ms: This layer's own time: `cumulative_ms` minus the previous row's.
+    """
+
+    layer: str
+    flops: int
+    cumulative_ms: float
+    ms: float
+
+
+def prefixes(model) -> list[tuple[str, object]]:
+    """`(layer name, Keras model up to that layer's output)` for every block, then the head.
+
+    The folding of frames into the batch is part of the first block's prefix.
+    """
+    import keras
+
+    layers = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer) and layer.name != "fold_frames"
+    ]
+    out = []
+    for layer in layers[:-1]:
+        out.append((layer.name, keras.Model(model.inputs, layer.output, name=f"upto_{layer.name}")))
+    out.append((layers[-1].name, model))
+    return out
+
+
+def block_times(
+    model,
+    variant: str,
+    threads: int = 2,
+    rounds: int = 5,
+    runs_per_round: int = 6,
+    calibration_clips: np.ndarray | None = None,
+    progress: bool = False,
+) -> list[BlockTime]:
+    """Each block's (and the head's) own TFLite latency, from timed prefixes.
+
+    Args:
+      model: A Keras TVN from `tvn_tf.models.tvn.build_model` (any weights:
+        timing does not depend on them).
+      variant: A TFLite variant of `tvn_tf.deploy.tflite.VARIANTS`.
+      threads: Interpreter threads.
+      rounds: Alternating rounds; every prefix is timed once per round.
+      runs_per_round: Timed runs of each prefix per round (after one untimed).
+      calibration_clips: For `int8`: clips to calibrate on; random clips in
+        [-1, 1] when None (ranges then differ from a trained model's export,
+        the ops and their shapes do not).
+      progress: Show a progress bar over the conversions.
+
+    Returns:
+      One `BlockTime` per block application, then the head, in network order.
+    """
+    from tqdm import tqdm
+
+    from tvn_tf import perf
+    from tvn_tf.deploy import tflite
+    from tvn_tf.models import flops as flops_lib
+
+    if rounds < 1 or runs_per_round < 1:
+        raise ValueError(f"rounds={rounds}, runs_per_round={runs_per_round}: expected >= 1.")
+    tflite.check_variant(variant)
+    clip_shape = tuple(model.input_shape[1:])
+    if calibration_clips is None and variant == "int8":
+        rng = np.random.default_rng(0)
+        calibration_clips = rng.uniform(-1, 1, (8, *clip_shape)).astype(np.float32)
+    per_layer = dict(flops_lib.count_flops(model).per_layer)
+    clip = np.zeros(clip_shape, np.float32)
+    runners = []
+    layers = prefixes(model)
+    for i, (name, prefix) in enumerate(
+        tqdm(layers, desc=f"converting ({variant})", disable=not progress)
+    ):
+        data = _convert(prefix, variant, calibration_clips, last=i == len(layers) - 1)
+        runner = tflite.TFLiteRunner(data, threads=threads)
+        runner.set_clip(clip)
+        runners.append((name, runner.interpreter.invoke))
+    fastest = {name: float("inf") for name, _ in runners}
+    for _ in range(rounds):
+        for name, fn in runners:
+            fastest[name] = min(
+                fastest[name], perf.time_runs(fn, runs_per_round, warmup=1).fastest_ms
+            )
+    rows, previous = [], 0.0
+    for name, _ in runners:
+        rows.append(
+            BlockTime(name, per_layer.get(name, 0), fastest[name], fastest[name] - previous)
+        )
+        previous = fastest[name]
+    return rows
+
+
+def _convert(prefix, variant: str, calibration_clips, last: bool) -> bytes:
+    """`prefix` in `variant`; an int8 prefix other than the whole model keeps int8 output.
+
+    A float output would add a dequantize of the whole block output (1.6M
+    values after TVN-1's first block at 224) that the real model does not run.
+    """
+    import tensorflow as tf
+
+    from tvn_tf.deploy import tflite
+
+    if variant != "int8" or last:
+        return tflite.convert_model(prefix, variant, calibration_clips)
+    with tempfile.TemporaryDirectory(prefix="tvn_profile_") as tmp:
+        path = os.path.join(tmp, "saved_model")
+        tflite.save_for_conversion(prefix, path)
+        converter = tflite.make_converter(path, variant, calibration_clips)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def to_json(rows: Sequence[BlockTime]) -> list[dict]:
+    """The rows as JSON objects (ms rounded to microseconds)."""
+    total = rows[-1].cumulative_ms if rows else 0.0
+    return [
+        {
+            "layer": row.layer,
+            "flops": row.flops,
+            "ms": round(row.ms, 3),
+            "share": round(row.ms / total, 4) if total else None,
+        }
+        for row in rows
+    ]
