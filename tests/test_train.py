@@ -147,6 +147,8 @@ def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_p
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
     assert summary["step"] == 140 and summary["num_test_videos"] == 12
+    assert "Per-class test video accuracy:" in evaluated.stdout
+    assert "BouncingBall" in evaluated.stdout
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):

@@ -6,7 +6,8 @@ By default the data folder and split are the training run's
 (MODEL_DIR/train_config.json); data flags given override them, by the rule
 export follows too (`tvn_tf.model_dir.data_config`). Writes
 MODEL_DIR/metrics.json (clip and video accuracy, top-5, per-class accuracy,
-the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary.
+the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary,
+then each class's video accuracy, worst first, as `train` does at its end.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from absl import flags
 from tvn_tf import data_flags
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import dataset as data_lib
-from tvn_tf.training import trainer
+from tvn_tf.training import metrics, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
@@ -109,6 +110,14 @@ def main(argv: list[str]) -> None:
         f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
         f"{result['num_test_videos']} videos ({result['eval_clips']} clips x "
         f"{result['eval_crops']} crops each)"
+    )
+    # As train ends: a class the model never learned shows here, worst first.
+    print(f"Per-class {result['split']} video accuracy:")
+    class_names = model_dir_lib.read_spec(FLAGS.model_dir).class_names
+    print(
+        "\n".join(
+            metrics.per_class_lines(result["per_class_accuracy"], class_names, result["confusion"])
+        )
     )
     print(
         json.dumps(
