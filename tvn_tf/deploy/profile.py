@@ -13,7 +13,8 @@ Prefixes are timed in alternating rounds (every prefix once per round), and
 each prefix's figure is its fastest run over all rounds, so that a drift of
 the machine's speed during the measurement spreads over all of them rather
 than landing on one block. A block much cheaper than the run-to-run noise can
-come out slightly negative.
+come out slightly negative; another job on the CPU makes the figures useless
+(blocks of -7 to +7 ms in a run beside one).
 
     rows = block_times(model, "int8", threads=2)
 """
@@ -132,8 +133,9 @@ def block_times(
 def _convert(prefix, variant: str, calibration_clips, last: bool) -> bytes:
     """`prefix` in `variant`; an int8 prefix other than the whole model keeps int8 output.
 
-    A float output would add a dequantize of the whole block output (1.6M
-    values after TVN-1's first block at 224) that the real model does not run.
+    A float output would end the prefix in a dequantize of the whole block
+    output (1.6M values after TVN-1's first block at 224), which the real
+    model does not run.
     """
     import tensorflow as tf
 
