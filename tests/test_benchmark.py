@@ -273,3 +273,7 @@ def test_block_profile_refuses_a_bad_architecture(tmp_path, run_module):
     assert result.returncode != 0
     assert "profile_blocks: " in result.stderr and "bad.json" in result.stderr
     assert "Traceback" not in result.stderr
+    small = run_module("tools/profile_blocks.py", "--image_size=16")
+    assert small.returncode != 0
+    assert "profile_blocks: --image_size=16; expected at least 32." in small.stderr
+    assert "Traceback" not in small.stderr

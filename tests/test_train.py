@@ -288,6 +288,7 @@ def test_avi_tree_trains_directly(tiny_data, tmp_path):
         ("bad_batch", "--batch_size=0"),
         ("bad_clips_per_video", "--train_clips_per_video=0"),
         ("bad_dropout", "train: --dropout_rate=1.0; expected a number in [0, 1)."),
+        ("tiny_image_size", "train: --image_size=16; expected at least 32."),
         ("bad_precision", "--mixed_precision"),
         ("validation_under_all", "--num_validation_groups=1 with --split=all"),
         ("warmup_too_long", "--warmup_epochs=1 is 6 steps, not shorter than the whole run (2"),
@@ -309,6 +310,7 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
         "bad_batch": ["--batch_size=0"],
         "bad_clips_per_video": ["--train_clips_per_video=0"],
         "bad_dropout": ["--dropout_rate=1"],
+        "tiny_image_size": ["--image_size=16"],
         "bad_precision": ["--mixed_precision=fp8"],
         "validation_under_all": ["--split=all", "--num_validation_groups=1"],
         "warmup_too_long": ["--train_steps=2"],  # 48 training videos: 6 steps an epoch

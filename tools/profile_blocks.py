@@ -45,18 +45,14 @@ flags.DEFINE_integer("runs_per_round", 6, "Timed runs of each prefix per round."
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    import dataclasses
-
     from tvn_tf import perf
     from tvn_tf.deploy import profile
     from tvn_tf.models import tvn
 
     try:
-        arch = model_flags.architecture_from_flags()
+        arch = model_flags.with_image_size(model_flags.architecture_from_flags(), FLAGS.image_size)
     except ValueError as e:
         sys.exit(f"profile_blocks: {e}")
-    if FLAGS.image_size:
-        arch = dataclasses.replace(arch, image_size=FLAGS.image_size)
     model = tvn.build_model(arch, num_classes=FLAGS.num_classes)
     rows = profile.block_times(
         model,

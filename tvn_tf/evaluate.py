@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
     if not FLAGS.model_dir:
         sys.exit("evaluate: --model_dir is required.")
     try:
-        model_dir_lib.read_spec(FLAGS.model_dir)  # A wrong folder is named as such first.
+        spec = model_dir_lib.read_spec(FLAGS.model_dir)  # A wrong folder is named first.
         result = evaluate(
             FLAGS.model_dir,
             data_flags.data_config_of_run(FLAGS.model_dir),
@@ -113,10 +113,11 @@ def main(argv: list[str]) -> None:
     )
     # As train ends: a class the model never learned shows here, worst first.
     print(f"Per-class {result['split']} video accuracy:")
-    class_names = model_dir_lib.read_spec(FLAGS.model_dir).class_names
     print(
         "\n".join(
-            metrics.per_class_lines(result["per_class_accuracy"], class_names, result["confusion"])
+            metrics.per_class_lines(
+                result["per_class_accuracy"], spec.class_names, result["confusion"]
+            )
         )
     )
     print(

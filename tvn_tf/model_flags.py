@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
 
 from tvn_tf.models import architecture as arch_lib
@@ -51,3 +53,16 @@ def architecture_from_flags() -> arch_lib.Architecture:
         frames=FLAGS.frames_multiplier,
         compound=FLAGS.compound_coefficient,
     )
+
+
+def with_image_size(arch: arch_lib.Architecture, image_size: int) -> arch_lib.Architecture:
+    """`arch` at `--image_size` (0 or its own size: unchanged), renamed `NAME_SIZEpx`.
+
+    Raises:
+      ValueError: a size below 32, naming `--image_size`.
+    """
+    if not image_size or image_size == arch.image_size:
+        return arch
+    if image_size < 32:
+        raise ValueError(f"--image_size={image_size}; expected at least 32.")
+    return dataclasses.replace(arch, image_size=image_size, name=f"{arch.name}_{image_size}px")

@@ -142,14 +142,7 @@ def config_from_flags() -> trainer.TrainConfig:
 
 
 def architecture() -> arch_lib.Architecture:
-    arch = model_flags.architecture_from_flags()
-    if FLAGS.image_size and FLAGS.image_size != arch.image_size:
-        if FLAGS.image_size < 32:
-            raise ValueError(f"--image_size={FLAGS.image_size}; expected at least 32.")
-        arch = dataclasses.replace(
-            arch, image_size=FLAGS.image_size, name=f"{arch.name}_{FLAGS.image_size}px"
-        )
-    return arch
+    return model_flags.with_image_size(model_flags.architecture_from_flags(), FLAGS.image_size)
 
 
 def main(argv: list[str]) -> None:

@@ -8,6 +8,9 @@ per-op times. Here a block's time is the difference between two prefixes of
 the network, each converted to the same TFLite variant and timed with XNNPACK:
 the network up to and including the block, and the network up to the block
 before it. The last row, the head, is the whole model minus the last block.
+An int8 prefix ends, as the model does, in a dequantize of its output; an
+int8 output instead made no difference beyond the noise (12.5-13.2 ms either
+way for TVN-1's prefixes up to blocks 2 and 3 at 224).
 
 Prefixes are timed in alternating rounds (every prefix once per round), and
 each prefix's figure is its fastest run over all rounds, so that a drift of
@@ -22,8 +25,6 @@ come out slightly negative; another job on the CPU makes the figures useless
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -107,11 +108,8 @@ def block_times(
     per_layer = dict(flops_lib.count_flops(model).per_layer)
     clip = np.zeros(clip_shape, np.float32)
     runners = []
-    layers = prefixes(model)
-    for i, (name, prefix) in enumerate(
-        tqdm(layers, desc=f"converting ({variant})", disable=not progress)
-    ):
-        data = _convert(prefix, variant, calibration_clips, last=i == len(layers) - 1)
+    for name, prefix in tqdm(prefixes(model), desc=f"converting ({variant})", disable=not progress):
+        data = tflite.convert_model(prefix, variant, calibration_clips)
         runner = tflite.TFLiteRunner(data, threads=threads)
         runner.set_clip(clip)
         runners.append((name, runner.interpreter.invoke))
@@ -128,28 +126,6 @@ def block_times(
         )
         previous = fastest[name]
     return rows
-
-
-def _convert(prefix, variant: str, calibration_clips, last: bool) -> bytes:
-    """`prefix` in `variant`; an int8 prefix other than the whole model keeps int8 output.
-
-    A float output would end the prefix in a dequantize of the whole block
-    output (1.6M values after TVN-1's first block at 224), which the real
-    model does not run.
-    """
-    import tensorflow as tf
-
-    from tvn_tf.deploy import tflite
-
-    if variant != "int8" or last:
-        return tflite.convert_model(prefix, variant, calibration_clips)
-    with tempfile.TemporaryDirectory(prefix="tvn_profile_") as tmp:
-        path = os.path.join(tmp, "saved_model")
-        tflite.save_for_conversion(prefix, path)
-        converter = tflite.make_converter(path, variant, calibration_clips)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_output_type = tf.int8
-        return converter.convert()
 
 
 def to_json(rows: Sequence[BlockTime]) -> list[dict]:
