@@ -11,8 +11,9 @@ and `benchmark`:
                            rerun must keep the split; evaluate and export read the data)
       train.lock           held (flock) by the training process that owns the folder
       checkpoints/ckpt-N*  the last K training checkpoints (tf.train.Checkpoint:
-                           model, optimizer, step, input position), and TensorFlow's
-                           `checkpoint` index file
+                           model, optimizer, step, input position, and the
+                           `--aux_classifiers` heads when trained with them), and
+                           TensorFlow's `checkpoint` index file
       best/ckpt-N*         the checkpoint with the best validation accuracy
       best/best.json       its step and validation video accuracy
       metrics.json         the last evaluation: clip and video accuracy, top-5,

@@ -73,6 +73,24 @@ flags.DEFINE_float(
     _DEFAULTS.label_smoothing,
     "Label smoothing.",
 )
+flags.DEFINE_list(
+    "aux_classifiers",
+    list(_DEFAULTS.aux_classifiers),
+    "Blocks (block{b}_{r}, e.g. block0_0) that get a training-only classifier on their "
+    "pooled output (deep supervision); the saved and exported model has none.",
+)
+flags.DEFINE_float(
+    "aux_loss_weight",
+    _DEFAULTS.aux_loss_weight,
+    "Weight of each --aux_classifiers head's loss; the logged loss includes them.",
+)
+flags.DEFINE_list(
+    "learning_rate_multipliers",
+    list(_DEFAULTS.learning_rate_multipliers),
+    "BLOCK:FACTOR entries, e.g. block0:0.1: every application of that block takes gradient "
+    "steps FACTOR times the size (its learning rate; weight decay unchanged). "
+    "--optimizer=momentum only.",
+)
 flags.DEFINE_enum(
     "mixed_precision",
     _DEFAULTS.mixed_precision,
@@ -138,6 +156,8 @@ def config_from_flags() -> trainer.TrainConfig:
     names = [f.name for f in dataclasses.fields(trainer.TrainConfig)]
     values = {name: getattr(FLAGS, name) for name in names if name in FLAGS}
     values["eval_crops"] = int(FLAGS.eval_crops)
+    values["aux_classifiers"] = tuple(FLAGS.aux_classifiers)
+    values["learning_rate_multipliers"] = tuple(FLAGS.learning_rate_multipliers)
     return trainer.TrainConfig(**values)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
 import keras
 from keras import ops
@@ -77,3 +79,51 @@ def make_optimizer(
     if loss_scaling:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+_BLOCK_VARIABLE = re.compile(r"^(block\d+)_\d+/")
+
+
+def parse_multipliers(entries: Sequence[str], num_blocks: int) -> dict[str, float]:
+    """`--learning_rate_multipliers`: `['block0:0.1']` -> `{'block0': 0.1}`.
+
+    Raises:
+      ValueError: an entry that is not `block{b}:FACTOR` with `b` a block of the
+        model and FACTOR >= 0, or a block named twice (the message names the flag).
+    """
+    multipliers = {}
+    for entry in entries:
+        name, _, factor = entry.partition(":")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = -1.0
+        index = name[len("block") :]
+        if (
+            not name.startswith("block")
+            or not index.isdigit()
+            or int(index) >= num_blocks
+            or not (math.isfinite(value) and value >= 0)
+            or name in multipliers
+        ):
+            raise ValueError(
+                f"--learning_rate_multipliers={','.join(entries)}: bad entry {entry!r}; expected "
+                f"distinct BLOCK:FACTOR with BLOCK in block0..block{num_blocks - 1} and "
+                "FACTOR >= 0, e.g. block0:0.1."
+            )
+        multipliers[name] = value
+    return multipliers
+
+
+def scale_gradients(grads: Sequence, variables: Sequence, multipliers: dict[str, float]) -> list:
+    """Each gradient times its block's multiplier (variables at `block{b}_{r}/...`).
+
+    With SGD this scales the block's learning rate (decoupled weight decay is
+    applied apart, unscaled); Adam and RMSprop divide the scale out again.
+    """
+    scaled = []
+    for grad, variable in zip(grads, variables):
+        match = _BLOCK_VARIABLE.match(variable.path)
+        factor = multipliers.get(match.group(1), 1.0) if match else 1.0
+        scaled.append(grad if grad is None or factor == 1.0 else grad * factor)
+    return scaled

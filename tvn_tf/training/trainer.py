@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -37,6 +38,7 @@ from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import tvn
 from tvn_tf.models.model_input import ModelInput
+from tvn_tf.training import deep_supervision
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
@@ -59,6 +61,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout_rate: float = 0.5
     label_smoothing: float = 0.1
+    # Training-only classifiers on these blocks' outputs (deep_supervision.py).
+    aux_classifiers: tuple[str, ...] = ()
+    aux_loss_weight: float = 1.0
+    # BLOCK:FACTOR entries: that block's gradient step times FACTOR (momentum only).
+    learning_rate_multipliers: tuple[str, ...] = ()
     train_clips_per_video: int = 1
     head: str = "mean"
     mixed_precision: str = "float32"
@@ -77,7 +84,9 @@ class TrainConfig:
     progress_bar: bool = True  # The step bar on the chief (off inside a search).
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 def _check_config(config: TrainConfig) -> None:
@@ -91,6 +100,7 @@ def _check_config(config: TrainConfig) -> None:
         ("weight_decay", config.weight_decay >= 0, "a number >= 0"),
         ("dropout_rate", 0 <= config.dropout_rate < 1, "a number in [0, 1)"),
         ("label_smoothing", 0 <= config.label_smoothing < 1, "a number in [0, 1)"),
+        ("aux_loss_weight", config.aux_loss_weight >= 0, "a number >= 0"),
         (
             "mixed_precision",
             config.mixed_precision in PRECISIONS,
@@ -117,6 +127,11 @@ def _check_config(config: TrainConfig) -> None:
     for flag, ok, expected in checks:
         if not ok:
             raise ValueError(f"--{flag}={getattr(config, flag)!r}; expected {expected}.")
+    if config.learning_rate_multipliers and config.optimizer != "momentum":
+        raise ValueError(
+            f"--learning_rate_multipliers with --optimizer={config.optimizer}: it scales "
+            "gradients, which Adam and RMSprop normalise away; use --optimizer=momentum."
+        )
 
 
 def _split_flags(data: dict[str, Any]) -> str:
@@ -172,7 +187,12 @@ def check_model_dir(
 
 
 # Flags that change what a checkpoint holds (optimizer slots, loss scale, input state).
-_STATE_FLAGS = ("optimizer", "mixed_precision", "strategy")
+_STATE_FLAGS = ("optimizer", "mixed_precision", "strategy", "aux_classifiers")
+
+
+def _as_flag(value: Any) -> Any:
+    """A config value as it is written on the command line (lists comma-separated)."""
+    return ",".join(value) if isinstance(value, list) else value
 
 
 def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, data_config) -> None:
@@ -191,7 +211,7 @@ def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, da
         now = {**config.to_json(), "data_format": data_config.data_format}
         was = {**run["train"], "data_format": run["data"].get("data_format")}
         differ = [
-            f"--{k}={now[k]} (the run's: {was[k]})"
+            f"--{k}={_as_flag(now[k])} (the run's: {_as_flag(was[k]) or 'none'})"
             for k in (*_STATE_FLAGS, "data_format")
             if k in was and was[k] != now[k]
         ]
@@ -250,6 +270,12 @@ def _image_summary(clips: np.ndarray) -> np.ndarray:
     return ((np.stack(rows) + 1.0) / 2.0).clip(0, 1)
 
 
+def _trainable_variables(model: keras.Model, aux) -> list:
+    """The model's variables, then the auxiliary heads': the model's slots keep their places."""
+    heads = aux[1] if aux else []
+    return model.trainable_variables + [v for head in heads for v in head.trainable_variables]
+
+
 def make_replica_step(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
@@ -257,12 +283,22 @@ def make_replica_step(
     label_smoothing: float,
     global_batch_size: int,
     average_moving_statistics: bool = False,
+    aux: tuple[keras.Model, Sequence[keras.layers.Layer]] | None = None,
+    aux_loss_weight: float = 1.0,
+    learning_rate_multipliers: dict[str, float] | None = None,
 ):
     """One replica's training step: `(clips, labels) -> (loss, correct)`.
 
     The loss is label-smoothed cross-entropy averaged over the *global* batch,
     so summing gradients across replicas gives the global mean. With a loss-scale
     optimizer (float16) the loss is scaled before the gradients.
+
+    With `aux`, `(training_model, heads)` from
+    `deep_supervision.build_training_model`, the loss adds `aux_loss_weight`
+    times each auxiliary head's cross-entropy, and the heads train too; the
+    returned loss is that sum, `correct` counts the main head's hits.
+    `learning_rate_multipliers` (`{'block0': 0.1}`) scales each named block's
+    gradients (`optimization.scale_gradients`).
 
     Keras 3 batch-norm moving statistics are not aggregated across replicas: each
     replica would keep its own, and a checkpoint would hold one replica's. With
@@ -281,17 +317,27 @@ def make_replica_step(
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=label_smoothing, reduction="none"
     )
+    variables = _trainable_variables(model, aux)
 
     def replica_step(clips, labels):
         with tf.GradientTape() as tape:
-            logits = model(clips, training=True)
-            per_clip = loss_fn(tf.one_hot(labels, num_classes), logits)
+            targets = tf.one_hot(labels, num_classes)
+            if aux:
+                logits, *aux_logits = aux[0](clips, training=True)
+                per_clip = loss_fn(targets, logits)
+                for head_logits in aux_logits:
+                    per_clip += aux_loss_weight * loss_fn(targets, head_logits)
+            else:
+                logits = model(clips, training=True)
+                per_clip = loss_fn(targets, logits)
             loss = tf.nn.compute_average_loss(per_clip, global_batch_size=global_batch_size)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        grads = tape.gradient(scaled, variables)
+        if learning_rate_multipliers:
+            grads = optimization.scale_gradients(grads, variables, learning_rate_multipliers)
+        optimizer.apply_gradients(zip(grads, variables))
         if moving:  # One flat all-reduce for all of them.
             flat = tf.concat([tf.reshape(v.value, [-1]) for v in moving], axis=0)
             flat = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, flat)
@@ -356,6 +402,7 @@ class _Plan:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
+    learning_rate_multipliers: dict[str, float]
 
 
 @dataclasses.dataclass
@@ -370,6 +417,7 @@ class _Run:
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
     out_dir: str
+    aux: tuple[keras.Model, list[keras.layers.Layer]] | None = None
     best_manager: tf.train.CheckpointManager | None = None
     best_file: str = ""
     best_accuracy: float = -1.0
@@ -434,6 +482,8 @@ def _plan(
         arch.name, arch.to_json(), dataset.class_names, config.head, config.dropout_rate
     )
     check_model_dir(config.model_dir, spec, data_config, dataset.split)
+    deep_supervision.check_names(arch, config.aux_classifiers)
+    multipliers = optimization.parse_multipliers(config.learning_rate_multipliers, len(arch.blocks))
     num_train = dataset.num_videos(dataset.split.train)
     steps_per_epoch = max(1, num_train // config.batch_size)
     total_steps = config.train_steps or config.epochs * steps_per_epoch
@@ -458,7 +508,9 @@ def _plan(
         steps_per_epoch,
         replicas,
     )
-    return _Plan(spec, chief, replicas, num_train, steps_per_epoch, total_steps, warmup_steps)
+    return _Plan(
+        spec, chief, replicas, num_train, steps_per_epoch, total_steps, warmup_steps, multipliers
+    )
 
 
 def _set_up(
@@ -484,7 +536,12 @@ def _set_up(
             weight_decay=config.weight_decay,
             loss_scaling=config.mixed_precision == "mixed_float16",
         )
-        optimizer.build(model.trainable_variables)
+        aux = None
+        if config.aux_classifiers:
+            aux = deep_supervision.build_training_model(
+                model, config.aux_classifiers, len(dataset.class_names)
+            )
+        optimizer.build(_trainable_variables(model, aux))
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
     def train_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -505,6 +562,8 @@ def _set_up(
     # reach through the layer: save it by name, or a resumed run draws anew.
     seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
     trackables = dict(model=model, optimizer=optimizer, step=step, random_states=seed_states)
+    if aux:  # Resuming needs the heads, evaluation and export never read them.
+        trackables["aux_heads"] = aux[1]
     if _save_iterator_too(strategy, data_config):
         trackables["data"] = iterator
     checkpoint = tf.train.Checkpoint(**trackables)
@@ -514,7 +573,7 @@ def _set_up(
         os.path.join(out_dir, model_dir_lib.CHECKPOINTS),
         max_to_keep=config.keep_checkpoints,
     )
-    return _Run(model, optimizer, schedule, step, iterator, checkpoint, manager, out_dir)
+    return _Run(model, optimizer, schedule, step, iterator, checkpoint, manager, out_dir, aux)
 
 
 def _restore_or_start(
@@ -570,6 +629,9 @@ def _make_train_step(
         config.label_smoothing,
         config.batch_size,
         average_moving_statistics=plan.replicas > 1 and not config.sync_batch_norm,
+        aux=run.aux,
+        aux_loss_weight=config.aux_loss_weight,
+        learning_rate_multipliers=plan.learning_rate_multipliers,
     )
 
     @tf.function(jit_compile=config.jit_compile or None)
