@@ -67,6 +67,11 @@ def build_model(
     return keras.Model(clips, logits, name=arch.name)
 
 
+def block_names(arch: arch_lib.Architecture) -> list[str]:
+    """The layer names `build_model` gives `arch`'s block applications, in network order."""
+    return [f"block{b}_{r}" for b, spec in enumerate(arch.blocks) for r in range(spec.repeats)]
+
+
 def feature_shape(model: keras.Model) -> list[int]:
     """The last block's output for one clip, `[frames, height, width, channels]`."""
     head = model.get_layer("head")

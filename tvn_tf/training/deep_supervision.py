@@ -23,11 +23,7 @@ import keras
 
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import layers
-
-
-def block_names(arch: arch_lib.Architecture) -> list[str]:
-    """The names of `arch`'s block applications, `block{b}_{r}`, in network order."""
-    return [f"block{b}_{r}" for b, spec in enumerate(arch.blocks) for r in range(spec.repeats)]
+from tvn_tf.models import tvn
 
 
 def check_names(arch: arch_lib.Architecture, names: Sequence[str]) -> None:
@@ -37,7 +33,7 @@ def check_names(arch: arch_lib.Architecture, names: Sequence[str]) -> None:
       ValueError: a name that is not one of `arch`'s block applications, or a
         name given twice (the message lists the valid names).
     """
-    valid = block_names(arch)
+    valid = tvn.block_names(arch)
     unknown = [n for n in names if n not in valid]
     if unknown or len(set(names)) != len(names):
         problem = f"{', '.join(unknown)} not in {arch.name}" if unknown else "a block named twice"
