@@ -38,14 +38,10 @@ def test_tflite_benchmark_prints_figures_then_one_json_line(out, run_module):
     info = json.load(open(os.path.join(out, "model_info.json")))
     assert figures["flops"] == info["flops"]
     assert figures["sgemm_gflops"] > 1
-    # The median of two paired rounds lies between them.
+    # The share prices the fastest run by the best SGEMM: within the rounds' own shares.
     assert figures["rounds"] == 2
-    assert (
-        0
-        < figures["share_of_sgemm_min"]
-        <= figures["share_of_sgemm"]
-        <= figures["share_of_sgemm_max"]
-    )
+    assert 0 < figures["share_of_sgemm_min"] <= figures["share_of_sgemm_median"]
+    assert figures["share_of_sgemm_min"] <= figures["share_of_sgemm"]
     assert "cores" in figures["machine"]
     text = "\n".join(lines[:-1])
     assert "p50" in text and "SGEMM" in text and "FLOPs" in text
@@ -201,7 +197,9 @@ def test_paired_share_divides_each_round_by_its_own_sgemm():
     )
     # 2 warm-up calls, then per round one untimed call and its share of the 7 timed ones.
     assert len(calls) == 2 + 3 + 7 and result.latency.runs == 7
-    assert len(result.shares) == 3 and min(result.shares) <= result.share <= max(result.shares)
+    assert len(result.shares) == 3 and min(result.shares) <= result.median <= max(result.shares)
+    # The fastest run over the best SGEMM lies within the rounds' own shares.
+    assert min(result.shares) <= result.share <= max(result.shares)
     assert result.sgemm_gflops > 0
     with pytest.raises(ValueError, match="rounds=3, runs=2"):
         perf.paired_share(lambda: None, 1e6, rounds=3, runs=2)
@@ -277,3 +275,59 @@ def test_block_profile_refuses_a_bad_architecture(tmp_path, run_module):
     assert small.returncode != 0
     assert "profile_blocks: --image_size=16; expected at least 32." in small.stderr
     assert "Traceback" not in small.stderr
+
+
+@pytest.mark.parametrize("variant", ["int8", "dynamic_int8"])
+def test_op_profile_lists_every_op_and_agrees_with_the_delegation_check(
+    out, tmp_path, run_module, variant
+):
+    """LiteRT's own profiler, through its C API: the ops XNNPACK did not take are the
+    ones the interpreter's delegation check finds, and every op has a time."""
+    import csv
+
+    from tvn_tf.deploy import tflite
+
+    model = os.path.join(out, f"model_{variant}.tflite")
+    path = tmp_path / "ops.csv"
+    result = run_module(
+        "tvn_tf.benchmark",
+        f"--model_path={model}",
+        "--runs=2",
+        "--warmup=1",
+        "--nosgemm",
+        f"--op_profile={path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader(open(path)))
+    assert [int(row["position"]) for row in rows] == list(range(len(rows)))
+    assert all(float(row["ms"]) >= 0 for row in rows)
+    assert sum(float(row["share"]) for row in rows) == pytest.approx(1, abs=0.01)
+    profiled_fallback = [row["op"] for row in rows if row["delegated"] == "0"]
+    assert profiled_fallback == tflite.delegation(model)[1]
+    if variant == "int8":  # The test model holds ops XNNPACK has no int8 kernel for.
+        assert "HARD_SWISH" in profiled_fallback
+    assert "| op type | ops | ms | share |" in result.stdout
+    assert "LiteRT's profiler" in result.stdout
+    # LiteRT's console lines (environment, accelerators) stay off the console.
+    assert "environment.cc" not in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["p50_ms"] > 0
+
+
+def test_op_profile_refuses_what_it_cannot_profile(out, tmp_path, run_module):
+    saved = run_module(
+        "tvn_tf.benchmark",
+        f"--model_path={out}/saved_model",
+        f"--op_profile={tmp_path}/ops.csv",
+    )
+    assert saved.returncode != 0
+    assert "benchmark: --op_profile needs a .tflite --model_path" in saved.stderr
+    nowhere = run_module(
+        "tvn_tf.benchmark",
+        f"--model_path={out}/model_int8.tflite",
+        f"--op_profile={tmp_path}/missing/ops.csv",
+    )
+    assert nowhere.returncode != 0
+    assert "missing/ops.csv: its folder does not exist." in nowhere.stderr
+    for result in (saved, nowhere):
+        assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "ops.csv")

@@ -7,9 +7,9 @@ Builds the architecture (`--model` / `--arch_json` and the scaling flags of
 `tvn_tf.model_flags`), converts every prefix of it (up to each block
 application, then the whole model) to `--variant`, and times them in the
 LiteRT interpreter with XNNPACK, alternating. Each block's time is the
-difference between two prefixes: a stand-in for the per-op profile that
-LiteRT's Python API and x86 Linux lack (on a phone:
-`tools/android_benchmark.sh MODEL -- --enable_op_profiling=true`). Weights
+difference between two prefixes. This names the Keras block a time belongs
+to, which the per-op profile (`python -m tvn_tf.benchmark --op_profile=...`,
+LiteRT's profiler) does not: XNNPACK's operators carry no layer names. Weights
 are random; int8 calibrates on random clips: the ops and shapes are the
 export's, the time does not depend on the weights.
 

@@ -149,7 +149,7 @@ def to_benchmark_json(parsed: dict, model: str, flops: int | None, machine: str)
         "sgemm_gflops": None,
         "share_of_sgemm": None,
         "share_of_sgemm_min": None,
-        "share_of_sgemm_max": None,
+        "share_of_sgemm_median": None,
         "rounds": None,
         "machine": machine,
     }

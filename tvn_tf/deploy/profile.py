@@ -1,10 +1,8 @@
 """Where a TVN's TFLite time goes, block by block, in the real interpreter.
 
-LiteRT's per-op profiler is not reachable from its Python API (ai-edge-litert
-2.3 exposes no profiling call), and TFLite's `benchmark_model
---enable_op_profiling` has no x86 Linux build on the package registries; on a
-phone, `tools/android_benchmark.sh MODEL -- --enable_op_profiling=true` gives
-per-op times. Here a block's time is the difference between two prefixes of
+LiteRT's profiler (`tvn_tf.deploy.op_profile`) times every op, but
+XNNPACK's operators carry no layer names, so it does not say which block an
+op belongs to. Here a block's time is the difference between two prefixes of
 the network, each converted to the same TFLite variant and timed with XNNPACK:
 the network up to and including the block, and the network up to the block
 before it. The last row, the head, is the whole model minus the last block.
