@@ -212,9 +212,10 @@ def profile(
       threads: XNNPACK threads.
       runs: Profiled runs, after `warmup` unprofiled ones.
       warmup: Runs before profiling starts.
-      inputs: One array per input of the first signature; random uniform in
-        [-1, 1] (cast to the input's type) by default. The times do not depend
-        on the values.
+      inputs: One array per input of the first signature, its bytes matching
+        the input's size. By default random bytes: float32 values in [-1, 1]
+        where the size is a multiple of 4, int8 values otherwise. The times do
+        not depend on the values.
 
     Returns:
       The per-op profile.
