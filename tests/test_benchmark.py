@@ -314,20 +314,14 @@ def test_op_profile_lists_every_op_and_agrees_with_the_delegation_check(
 
 
 def test_op_profile_refuses_what_it_cannot_profile(out, tmp_path, run_module):
-    saved = run_module(
-        "tvn_tf.benchmark",
-        f"--model_path={out}/saved_model",
-        f"--op_profile={tmp_path}/ops.csv",
-    )
-    assert saved.returncode != 0
-    assert "benchmark: --op_profile needs a .tflite --model_path" in saved.stderr
-    nowhere = run_module(
-        "tvn_tf.benchmark",
-        f"--model_path={out}/model_int8.tflite",
-        f"--op_profile={tmp_path}/missing/ops.csv",
-    )
-    assert nowhere.returncode != 0
-    assert "missing/ops.csv: its folder does not exist." in nowhere.stderr
-    for result in (saved, nowhere):
+    cases = {
+        f"{out}/saved_model": "benchmark: --op_profile needs a .tflite --model_path",
+        f"{out}/model_int8.tflite": "missing/ops.csv: its folder does not exist.",
+    }
+    for model, message in cases.items():
+        target = tmp_path / ("missing/ops.csv" if "folder" in message else "ops.csv")
+        result = run_module("tvn_tf.benchmark", f"--model_path={model}", f"--op_profile={target}")
+        assert result.returncode != 0
+        assert message in result.stderr
         assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "ops.csv")

@@ -22,8 +22,10 @@ lines (environment, accelerators) are kept off stderr unless something fails.
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import dataclasses
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -370,11 +372,12 @@ def _ops(events, runs: int) -> tuple[OpTime, ...]:
 def to_csv(profile: OpProfile) -> str:
     """One row per op in run order: `position,op,delegated,ms,share`."""
     total = profile.total_ms or 1.0
-    lines = ["position,op,delegated,ms,share"]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["position", "op", "delegated", "ms", "share"])
     for i, op in enumerate(profile.ops):
-        name = op.op.replace('"', '""')
-        lines.append(f'{i},"{name}",{int(op.delegated)},{op.ms:.4f},{op.ms / total:.4f}')
-    return "\n".join(lines) + "\n"
+        writer.writerow([i, op.op, int(op.delegated), f"{op.ms:.4f}", f"{op.ms / total:.4f}"])
+    return text.getvalue()
 
 
 def describe(profile: OpProfile, top: int = 8) -> str:
