@@ -401,20 +401,26 @@ def test_a_denylisted_layer_stays_float_and_the_rest_int8(analysis, keras_model)
     np.testing.assert_allclose(tflite.TFLiteRunner(kept)(clips), reference, atol=1.0)
 
 
-def test_auto_denylist_stops_at_the_target_and_tries_the_classifier_first(analysis, keras_model):
+def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analysis, keras_model):
     from tvn_tf.deploy import quantization
 
     analysis, clips = analysis
     model, _ = keras_model
     reference = model(clips, training=False).numpy()
     chosen, trace = quantization.choose_denylist(analysis, clips, reference, target_agreement=0.0)
-    assert chosen == [] and trace == [(0, trace[0][1])]  # Met at once: nothing kept float.
-    # An unreachable target tries every candidate, the classifier first.
+    # Met at once, yet the classifier stays float: the selection clips cannot vouch for it.
+    assert chosen == ["logits"] and trace == [(1, trace[0][1])]
+    # An unreachable target tries every candidate after it, keeping the best.
     chosen, trace = quantization.choose_denylist(
-        analysis, clips, reference, target_agreement=1.01, max_float_layers=2
+        analysis, clips, reference, target_agreement=1.01, max_float_layers=3
     )
-    assert [count for count, _ in trace] == [0, 1, 2]
-    assert chosen[:1] in ([], ["logits"])
+    assert [count for count, _ in trace] == [1, 2, 3]
+    assert chosen[:1] == ["logits"]
+    # No candidates allowed: the fully quantized model.
+    chosen, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=1.01, max_float_layers=0
+    )
+    assert chosen == [] and [count for count, _ in trace] == [0]
 
 
 def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):

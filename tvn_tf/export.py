@@ -71,10 +71,11 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "int8_denylist",
         "auto",
-        "Layers the int8 model keeps in float: auto (the classifier, then the worst "
+        "Layers the int8 model keeps in float: auto (always the classifier, then the worst "
         "layers of quantization_report.csv, added while int8 agrees with float on under "
-        "99% of training clips the calibration did not use), none, or layer names from the "
-        "report's `layer` column, comma-separated.",
+        "99% of training clips the calibration did not use), none (every layer in int8, "
+        "as integer-only accelerators need), or layer names from the report's `layer` "
+        "column, comma-separated.",
     )
     flags.DEFINE_integer(
         "latency_runs", 20, "Timed runs per variant for parity.json's latency.", lower_bound=1
