@@ -65,6 +65,7 @@ def test_parity_report_is_within_bounds(out):
         assert set(figures) == {
             "max_abs_diff",
             "top1_agreement",
+            "top1_agreement_interval95",
             "accuracy",
             "latency_p50_ms",
             "float_layers",
@@ -74,9 +75,23 @@ def test_parity_report_is_within_bounds(out):
         assert figures["latency_p50_ms"] > 0 and figures["xnnpack_ops"] > 0
         assert figures["max_abs_diff"] <= MAX_ABS_DIFF[variant], variant
         assert figures["top1_agreement"] >= MIN_AGREEMENT[variant], variant
+        low, high = figures["top1_agreement_interval95"]
+        assert low <= figures["top1_agreement"] <= high and high - low > 0.05  # 18 clips.
     assert parity["float32"]["accuracy"] == parity["keras"]["accuracy"]
     assert parity["float32"]["fallback_ops"] == []  # XNNPACK runs every float op.
     assert parity["threads"] == 2 and "cores" in parity["machine"]
+
+
+def test_agreement_interval_is_wilsons_and_narrows_with_clips():
+    from tvn_tf.deploy import parity as parity_lib
+
+    low, high = parity_lib.interval95(1.0, 120)
+    assert high == 1.0 and low == pytest.approx(0.969, abs=1e-3)  # Not zero wide at 100%.
+    low, high = parity_lib.interval95(0.98, 160)
+    assert low == pytest.approx(0.945, abs=1e-3) and high == pytest.approx(0.993, abs=1e-3)
+    narrow = parity_lib.interval95(0.98, 1280)
+    assert low < narrow[0] < 0.98 < narrow[1] < high
+    assert parity_lib.interval95(0.5, 0) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)

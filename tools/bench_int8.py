@@ -37,9 +37,9 @@ Last line, one JSON object: {"weak_keras_accuracy", "weak_int8_agreement",
 "confident_keras_accuracy", "confident_int8_agreement",
 "int8_over_float32_latency", "float_layers_cost", "cpu", "weak_seeds",
 "weak_keras_accuracy_per_seed", "weak_int8_agreement_per_seed",
-"weak_int8_agreement_margin95", "num_clips"}: over the weak seeds, the mean
-accuracy and the lowest agreement (the one a target must meet), with the
-half-width of its 95% binomial interval on its `num_clips` clips; the int8
+"weak_int8_agreement_interval95", "num_clips"}: over the weak seeds, the
+mean accuracy and the lowest agreement (the one a target must meet), with its
+95% interval (`parity.interval95`) on its `num_clips` clips; the int8
 latency
 is that of the int8 model with float layers, and `float_layers_cost` is its
 latency over the fully quantized one's, minus 1 (0 when nothing is kept in
@@ -49,7 +49,6 @@ float).
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -180,17 +179,10 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
     return latency, op_profile.describe(profile)
 
 
-def margin(agreement: float, clips: int) -> float:
-    """Half-width of the 95% binomial interval of an agreement measured on `clips` clips.
-
-    Clips of one video are not independent, so the true uncertainty is larger;
-    this is the least of it (about +-0.8 points at 98% on 1,280 clips).
-    """
-    return 1.96 * math.sqrt(agreement * (1 - agreement) / max(clips, 1))
-
-
 def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: list[str]) -> str:
     """The README's export table: latency at 224 and agreement on the demo models."""
+    from tvn_tf.deploy import parity
+
     seeds = ", ".join(str(s) for s in weaks)
     clips = confident["num_clips"]
     rows = [
@@ -218,9 +210,10 @@ def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: 
             f"| {label} | {latency[key]:.1f} | {latency[key] / latency['float32']:.2f}x | "
             f"{weak} | {agreement(confident, key)} |"
         )
+    low, high = parity.interval95(0.98, clips)
     rows.append(
-        f"\nAgreement on {clips} held-out clips per model ({FLAGS.eval_clips} per video), "
-        f"95% interval at least +-{100 * margin(0.98, clips):.1f} points near 98%."
+        f"\nAgreement on {clips} held-out clips per model ({FLAGS.eval_clips} per video); "
+        f"a 98% there has a 95% interval of {low:.1%}-{high:.1%} at least."
     )
     return "\n".join(rows)
 
@@ -269,9 +262,7 @@ def main(argv: list[str]) -> None:
             {
                 "weak_keras_accuracy": round(sum(accuracies) / len(accuracies), 4),
                 "weak_int8_agreement": min(agreements),
-                "weak_int8_agreement_margin95": round(
-                    margin(min(agreements), lowest["num_clips"]), 4
-                ),
+                "weak_int8_agreement_interval95": lowest["int8"]["top1_agreement_interval95"],
                 "num_clips": lowest["num_clips"],
                 "confident_keras_accuracy": confident["keras"]["accuracy"],
                 "confident_int8_agreement": confident["int8"]["top1_agreement"],
