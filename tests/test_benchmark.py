@@ -314,12 +314,19 @@ def test_op_profile_lists_every_op_and_agrees_with_the_delegation_check(
 
 
 def test_op_profile_refuses_what_it_cannot_profile(out, tmp_path, run_module):
-    cases = {
-        f"{out}/saved_model": "benchmark: --op_profile needs a .tflite --model_path",
-        f"{out}/model_int8.tflite": "missing/ops.csv: its folder does not exist.",
-    }
-    for model, message in cases.items():
-        target = tmp_path / ("missing/ops.csv" if "folder" in message else "ops.csv")
+    cases = [
+        (
+            f"{out}/saved_model",
+            tmp_path / "ops.csv",
+            "benchmark: --op_profile needs a .tflite --model_path",
+        ),
+        (
+            f"{out}/model_int8.tflite",
+            tmp_path / "missing" / "ops.csv",
+            "missing/ops.csv: its folder does not exist.",
+        ),
+    ]
+    for model, target, message in cases:
         result = run_module("tvn_tf.benchmark", f"--model_path={model}", f"--op_profile={target}")
         assert result.returncode != 0
         assert message in result.stderr

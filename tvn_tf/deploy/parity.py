@@ -48,7 +48,9 @@ def interval95(share: float, count: int) -> tuple[float, float]:
 
     Wilson's rather than the normal approximation's: it stays inside [0, 1]
     and is not zero wide at 100%. Clips of one video are correlated, so the
-    true uncertainty is larger; this is the least of it.
+    true uncertainty is larger; this is the least of it. (SciPy's
+    `binomtest(...).proportion_ci(method="wilson")` computes the same; SciPy
+    is not among the dependencies, and the formula is two lines.)
     """
     if count <= 0:
         return 0.0, 1.0
@@ -103,9 +105,8 @@ def describe_variant(name: str, report: dict) -> str:
         low, high = entry["top1_agreement_interval95"]
         line += f" (95%: {low:.1%}-{high:.1%})"
     line += (
-        f", accuracy "
-        f"{entry['accuracy']:.1%} (Keras {report['keras']['accuracy']:.1%}) on "
-        f"{report['num_clips']} clips"
+        f", accuracy {entry['accuracy']:.1%} (Keras {report['keras']['accuracy']:.1%}) "
+        f"on {report['num_clips']} clips"
     )
     if "latency_p50_ms" in entry:
         line += f", {entry['latency_p50_ms']:.2f} ms p50 ({report.get('threads', '?')} threads)"
