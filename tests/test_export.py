@@ -62,6 +62,7 @@ def test_parity_report_is_within_bounds(out):
     assert 0 <= parity["keras"]["accuracy"] <= 1
     for variant in tflite.VARIANTS:
         figures = parity[variant]
+        corrected = {"logit_bias_correction", "top1_agreement_before_bias_correction"}
         assert set(figures) == {
             "max_abs_diff",
             "top1_agreement",
@@ -71,7 +72,7 @@ def test_parity_report_is_within_bounds(out):
             "float_layers",
             "xnnpack_ops",
             "fallback_ops",
-        }
+        } | (corrected if variant == "int8" else set())
         assert figures["latency_p50_ms"] > 0 and figures["xnnpack_ops"] > 0
         assert figures["max_abs_diff"] <= MAX_ABS_DIFF[variant], variant
         assert figures["top1_agreement"] >= MIN_AGREEMENT[variant], variant
@@ -79,6 +80,8 @@ def test_parity_report_is_within_bounds(out):
         assert low <= figures["top1_agreement"] <= high and high - low > 0.05  # 18 clips.
     assert parity["float32"]["accuracy"] == parity["keras"]["accuracy"]
     assert parity["float32"]["fallback_ops"] == []  # XNNPACK runs every float op.
+    assert len(parity["int8"]["logit_bias_correction"]) == 3  # One shift per class.
+    assert 0 <= parity["int8"]["top1_agreement_before_bias_correction"] <= 1
     assert parity["threads"] == 2 and "cores" in parity["machine"]
 
 
@@ -92,6 +95,27 @@ def test_agreement_interval_is_wilsons_and_narrows_with_clips():
     narrow = parity_lib.interval95(0.98, 1280)
     assert low < narrow[0] < 0.98 < narrow[1] < high
     assert parity_lib.interval95(0.5, 0) == (0.0, 1.0)
+
+
+def test_variant_line_gives_the_agreement_before_bias_correction():
+    from tvn_tf.deploy import parity as parity_lib
+
+    entry = {
+        "top1_agreement": 0.9805,
+        "top1_agreement_interval95": [0.9716, 0.9866],
+        "accuracy": 0.6,
+        "latency_p50_ms": 4.5,
+        "float_layers": ["logits"],
+        "xnnpack_ops": 71,
+        "fallback_ops": [],
+        "top1_agreement_before_bias_correction": 0.9758,
+    }
+    report = {"keras": {"accuracy": 0.5}, "num_clips": 1280, "threads": 2, "int8": entry}
+    assert parity_lib.describe_variant("int8", report) == (
+        "int8: top-1 agreement with Keras 98.0% (95%: 97.2%-98.7%), accuracy 60.0% "
+        "(Keras 50.0%) on 1280 clips, 4.50 ms p50 (2 threads), float layers: logits, "
+        "agreement before bias correction 97.6%, all 71 ops in XNNPACK"
+    )
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
@@ -414,6 +438,45 @@ def test_a_denylisted_layer_stays_float_and_the_rest_int8(analysis, keras_model)
     model, _ = keras_model
     reference = model(clips, training=False).numpy()
     np.testing.assert_allclose(tflite.TFLiteRunner(kept)(clips), reference, atol=1.0)
+
+
+def _output_step(data: bytes) -> float:
+    """The quantization step of the int8 classifier's output (before the dequantize)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    (op,) = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    return details[op["outputs"][0]]["quantization"][0]
+
+
+def test_bias_correction_takes_int8s_mean_logit_shift_out_of_the_classifier(analysis, keras_model):
+    from tvn_tf.deploy import quantization
+
+    analysis, clips = analysis
+    model, _ = keras_model
+    reference = model(clips, training=False).numpy()
+    for denylist in ([], ["logits"]):  # The bias in int32 steps, then in float32.
+        raw = analysis.quantized_model(denylist, correct_bias=False)
+        logits = tflite.TFLiteRunner(raw)(clips)
+        # The shift taken out is int8's mean shift from float on the calibration clips.
+        fixed = analysis.quantized_model(denylist)
+        np.testing.assert_allclose(
+            analysis.logit_offsets(denylist), (logits - reference).mean(axis=0), atol=2e-4
+        )
+        assert tflite.op_names(fixed) == tflite.op_names(raw)  # Only the bias changed.
+        # A known shift comes out whole, but for the int8 output's own rounding
+        # (away from the ends of its range, where the output saturates).
+        step = _output_step(raw) if not denylist else 0.0
+        shift = np.array([3.0, -2.0, 1.0]) * (step or 0.01)
+        fixed, offsets = quantization.correct_logit_bias(raw, clips, logits - shift)
+        np.testing.assert_allclose(offsets, shift, rtol=1e-4)
+        inside = (logits > logits.min() + 4 * step) & (logits < logits.max() - 4 * step)
+        corrected = tflite.TFLiteRunner(fixed)(clips)
+        assert inside.mean() > 0.5
+        np.testing.assert_allclose(
+            corrected[inside], (logits - shift)[inside], atol=1.01 * step + 1e-6
+        )
 
 
 def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analysis, keras_model):

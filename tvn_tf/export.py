@@ -77,6 +77,12 @@ def define_flags() -> None:
         "as integer-only accelerators need), or layer names from the report's `layer` "
         "column, comma-separated.",
     )
+    flags.DEFINE_bool(
+        "int8_bias_correction",
+        True,
+        "Take the int8 model's mean shift of each logit on the calibration clips out of the "
+        "classifier's bias (no cost at run time).",
+    )
     flags.DEFINE_integer(
         "latency_runs", 20, "Timed runs per variant for parity.json's latency.", lower_bound=1
     )
@@ -113,6 +119,8 @@ class ExportOptions:
       int8_denylist: "auto", "none" or comma-separated layer names (see
         `tvn_tf.deploy.quantization`).
       latency_runs: Timed runs per variant (median in `parity.json`).
+      int8_bias_correction: Correct the int8 classifier's bias for int8's mean
+        logit shift (`quantization.correct_logit_bias`).
     """
 
     variants: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "int8")
@@ -123,6 +131,7 @@ class ExportOptions:
     overwrite: bool = False
     int8_denylist: str = "auto"
     latency_runs: int = 20
+    int8_bias_correction: bool = True
 
 
 def _log(message: str, start: float) -> None:
@@ -349,7 +358,7 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     _log("wrote saved_model/", start)
 
     reference = parity_lib.keras_logits(model, clips)
-    outputs, extras = _write_tflite_variants(model, loaded, tmp, options, start)
+    outputs, extras = _write_tflite_variants(model, loaded, reference, tmp, options, start)
     report = parity_lib.parity_report(reference, labels, outputs)
     report["eval_groups"] = list(eval_groups)
     report["threads"] = options.threads
@@ -370,23 +379,37 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     return report
 
 
-def _write_tflite_variants(model, loaded: ExportClips, tmp: str, options, start: float):
+def _write_tflite_variants(model, loaded: ExportClips, reference, tmp: str, options, start: float):
     """Converts, writes and times each TFLite variant; runs each on the evaluation clips.
+
+    Args:
+      reference: Keras' logits on `loaded.eval_clips`, for the int8 model's
+        agreement before bias correction.
 
     Returns:
       `(outputs, extras)`: per variant, its logits on `loaded.eval_clips`, and its
       latency, float layers and XNNPACK delegation for `parity.json`.
     """
     from tvn_tf import perf
-    from tvn_tf.deploy import tflite
+    from tvn_tf.deploy import quantization, tflite
 
     outputs, extras = {}, {}
     conversion_model = os.path.join(tmp, ".conversion_saved_model")
     tflite.save_for_conversion(model, conversion_model)
     for variant in options.variants:
-        float_layers = []
+        float_layers, correction = [], {}
         if variant == "int8":
-            data, float_layers = _int8_model(model, conversion_model, loaded, tmp, options, start)
+            data, float_layers, uncorrected, offsets = _int8_model(
+                model, conversion_model, loaded, tmp, options, start
+            )
+            if offsets is not None:
+                before = tflite.TFLiteRunner(uncorrected, threads=options.threads)
+                correction = {
+                    "logit_bias_correction": [round(float(o), 5) for o in offsets],
+                    "top1_agreement_before_bias_correction": quantization.agreement(
+                        before(loaded.eval_clips), reference
+                    ),
+                }
         else:
             data = tflite.convert(conversion_model, variant)
         path = os.path.join(tmp, tflite.filename(variant))
@@ -401,6 +424,7 @@ def _write_tflite_variants(model, loaded: ExportClips, tmp: str, options, start:
             "float_layers": float_layers,
             "xnnpack_ops": len(delegated),
             "fallback_ops": fallback,
+            **correction,
         }
         _log(f"wrote {tflite.filename(variant)} ({len(data) / 1e6:.1f} MB)", start)
     shutil.rmtree(conversion_model)
@@ -421,15 +445,21 @@ def parse_denylist(value: str) -> str | tuple[str, ...]:
 
 
 def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, start):
-    """The full-int8 model and the layers it keeps in float; writes quantization_report.csv.
+    """The full-int8 model; writes quantization_report.csv.
 
     Calibrated on `loaded.calibration`; `auto` judges each denylist on
-    `loaded.selection`, clips the calibration did not see.
+    `loaded.selection`, clips the calibration did not see, each with the bias
+    correction that the shipped model gets.
+
+    Returns:
+      `(data, float_layers, uncorrected, offsets)`: the model, the layers it
+      keeps in float, the same model without bias correction, and the
+      per-class logit shift the correction took out (None: not corrected).
     """
     from tvn_tf.deploy import parity as parity_lib
     from tvn_tf.deploy import quantization
 
-    analysis = quantization.analyze(conversion_model, loaded.calibration)
+    analysis = quantization.analyze(conversion_model, loaded.calibration, options.threads)
     quantization.write_report(analysis.layers, os.path.join(tmp, quantization.REPORT_FILE))
     worst = "; ".join(
         f"{layer.layer} ({layer.op}) {layer.rmse_over_scale:.2f}" for layer in analysis.layers[:3]
@@ -439,7 +469,11 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
     if denylist == "auto":
         reference = parity_lib.keras_logits(model, loaded.selection)
         denylist, trace = quantization.choose_denylist(
-            analysis, loaded.selection, reference, threads=options.threads
+            analysis,
+            loaded.selection,
+            reference,
+            threads=options.threads,
+            correct_bias=options.int8_bias_correction,
         )
         tried = ", ".join(f"{count} float: {score:.1%}" for count, score in trace)
         _log(
@@ -447,9 +481,18 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
             f"with {tried}",
             start,
         )
-    data = analysis.quantized_model(denylist)
+    data = analysis.quantized_model(denylist, correct_bias=options.int8_bias_correction)
     _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
-    return data, list(denylist)
+    offsets = analysis.logit_offsets(denylist) if options.int8_bias_correction else None
+    if offsets is None:
+        return data, list(denylist), data, None
+    _log(
+        "int8 bias correction: mean logit shift on the calibration clips taken out of the "
+        f"classifier's bias (largest {abs(offsets).max():.3f})",
+        start,
+    )
+    uncorrected = analysis.quantized_model(denylist, correct_bias=False)
+    return data, list(denylist), uncorrected, offsets
 
 
 def main(argv):
@@ -475,6 +518,7 @@ def main(argv):
             FLAGS.overwrite,
             FLAGS.int8_denylist,
             FLAGS.latency_runs,
+            FLAGS.int8_bias_correction,
         )
         parse_denylist(options.int8_denylist)  # Fails before any work.
         report = export(

@@ -112,6 +112,9 @@ def describe_variant(name: str, report: dict) -> str:
         line += f", {entry['latency_p50_ms']:.2f} ms p50 ({report.get('threads', '?')} threads)"
     if entry.get("float_layers"):
         line += f", float layers: {', '.join(entry['float_layers'])}"
+    if "top1_agreement_before_bias_correction" in entry:
+        before = entry["top1_agreement_before_bias_correction"]
+        line += f", agreement before bias correction {before:.1%}"
     if entry.get("fallback_ops"):
         counts = collections.Counter(entry["fallback_ops"])
         ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in counts.items())
