@@ -13,12 +13,16 @@ to the Keras model's accuracy. The report is `parity.json` in an export:
      "int8": {"max_abs_diff": 0.41, "top1_agreement": 0.99,
               "top1_agreement_interval95": [0.952, 0.998], "accuracy": 0.92,
               "latency_p50_ms": 13.7, "float_layers": ["logits"],
-              "xnnpack_ops": 71, "fallback_ops": []}, ...}
+              "xnnpack_ops": 71, "fallback_ops": [],
+              "logit_bias_correction": [0.013, -0.056, ...],
+              "top1_agreement_before_bias_correction": 0.98}, ...}
 
 `export` adds each variant's median latency (batch 1, the report's `threads`),
 the layers it keeps in float (`--int8_denylist`), how many of its ops XNNPACK
 runs and the types of those that fall back to TFLite's kernels
-(`tflite.delegation`).
+(`tflite.delegation`); for int8, the per-class logit shift its bias
+correction took out and the agreement without it
+(`quantization.correct_logit_bias`).
 """
 
 from __future__ import annotations
