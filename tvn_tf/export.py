@@ -11,7 +11,9 @@ writes, all at once (through a temporary folder renamed at the end):
     OUT/model_float16.tflite      float clips [1, frames, size, size, 3] in
     OUT/model_dynamic_int8.tflite [-1, 1] in, logits out
     OUT/model_int8.tflite         (full integer, calibrated on training clips;
-                                  --int8_denylist layers kept in float)
+                                  --int8_denylist layers kept in float; the
+                                  classifier's bias corrected for int8's
+                                  mean logit shift)
     OUT/quantization_report.csv   int8 error per layer, worst first
                                   (`tvn_tf.deploy.quantization`)
     OUT/labels.txt                one class name per line, in label order
