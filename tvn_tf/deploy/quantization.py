@@ -86,7 +86,8 @@ def short_name(tensor: str) -> str:
 class Analysis:
     """A calibrated TVN and its per-layer int8 errors; makes int8 models from it.
 
-    Calibration runs once; `quantized_model` with any denylist reuses it.
+    Calibration runs once; `quantized_model` with any denylist reuses it, and
+    makes each model (and its bias correction) once.
 
     Attributes:
       layers: Per-layer errors, worst first.
@@ -107,7 +108,10 @@ class Analysis:
         self._clips = calibration_clips
         self._threads = threads
         self._float_logits = None
-        self._offsets: dict[tuple[str, ...], np.ndarray | None] = {}
+        # Per denylist (as tensor names): the int8 model, and the corrected one
+        # with its offsets. `auto` and export ask for the same models again.
+        self._models: dict[tuple[str, ...], bytes] = {}
+        self._corrected: dict[tuple[str, ...], tuple[bytes, np.ndarray | None]] = {}
 
     def quantized_model(self, denylist: Sequence[str] = (), correct_bias: bool = True) -> bytes:
         """The int8 model (float input and output) with `denylist` layers kept in float.
@@ -120,26 +124,27 @@ class Analysis:
         """
         import tensorflow as tf
 
-        tensors = self.tensors(denylist)
-        with _quiet():
-            # Setting the options re-quantizes the calibrated model; no new calibration.
-            self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=tensors or None
-            )
-            data = self._debugger.get_nondebug_quantized_model()
+        key = tuple(self.tensors(denylist))
+        if key not in self._models:
+            with _quiet():
+                # Setting the options re-quantizes the calibrated model; no new calibration.
+                self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_nodes=list(key) or None
+                )
+                self._models[key] = self._debugger.get_nondebug_quantized_model()
         if not correct_bias:
-            return data
-        if self._float_logits is None:
-            from tvn_tf.deploy import tflite
+            return self._models[key]
+        if key not in self._corrected:
+            if self._float_logits is None:
+                from tvn_tf.deploy import tflite
 
-            # The calibrated model computes in float: Keras' logits to rounding.
-            runner = tflite.TFLiteRunner(self._debugger.calibrated_model, threads=self._threads)
-            self._float_logits = runner(self._clips)
-        data, offsets = correct_logit_bias(
-            data, self._clips, self._float_logits, threads=self._threads
-        )
-        self._offsets[tuple(tensors)] = offsets
-        return data
+                # The calibrated model computes in float: Keras' logits to rounding.
+                runner = tflite.TFLiteRunner(self._debugger.calibrated_model, threads=self._threads)
+                self._float_logits = runner(self._clips)
+            self._corrected[key] = correct_logit_bias(
+                self._models[key], self._clips, self._float_logits, threads=self._threads
+            )
+        return self._corrected[key][0]
 
     def logit_offsets(self, denylist: Sequence[str] = ()) -> np.ndarray | None:
         """Per class, the mean logit shift taken out by `quantized_model(denylist)`.
@@ -147,7 +152,8 @@ class Analysis:
         None when no model with that denylist was made with bias correction, or
         its output is not a fully connected layer's.
         """
-        return self._offsets.get(tuple(self.tensors(denylist)))
+        corrected = self._corrected.get(tuple(self.tensors(denylist)))
+        return None if corrected is None else corrected[1]
 
     def tensors(self, layers: Sequence[str]) -> list[str]:
         """The TFLite tensor names of `layers` (short names or tensor names).
