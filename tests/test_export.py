@@ -482,9 +482,7 @@ def test_bias_correction_takes_int8s_mean_logit_shift_out_of_the_classifier(anal
         inside = (lowest > low + step) & (highest < high - step)
         corrected = tflite.TFLiteRunner(fixed)(clips)
         assert inside.sum() >= len(clips), (logits, low, high)
-        np.testing.assert_allclose(
-            corrected[inside], target[inside], atol=1.01 * step + 1e-6
-        )
+        np.testing.assert_allclose(corrected[inside], target[inside], atol=1.01 * step + 1e-6)
 
 
 def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analysis, keras_model):
