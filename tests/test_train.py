@@ -135,8 +135,8 @@ def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_p
     # Test group 5, validation group 1, training groups 2-4: 36 videos, 140 steps of
     # 8 clips at 0.8 per 64 with the demo's cure for lost classes (auxiliary heads,
     # block 0 at a tenth of the rate): 1.0 on each of seeds 0-7 with --deterministic
-    # on an AMD EPYC; on an Intel Xeon VM 1.0 on seven and 0.75 on seed 2, with AMX
-    # or without (BUILD.md, "Running the tests"). Without the two flags, 8 seeds gave
+    # on an AMD EPYC; on an Intel Xeon VM 1.0 on seven and 0.75 on seed 2 (seeds 0, 2, 3
+    # the same with AMX capped; BUILD.md, "Running the tests"). Without the two flags, 8 seeds gave
     # min .25-.50, mean .67-.76 over two sweeps, most runs losing a class (BUILD.md,
     # "The demo recipe").
     result = train(
