@@ -485,6 +485,21 @@ def test_bias_correction_takes_int8s_mean_logit_shift_out_of_the_classifier(anal
         np.testing.assert_allclose(corrected[inside], target[inside], atol=1.01 * step + 1e-6)
 
 
+def test_denylist_patterns_name_whole_blocks_once_each(analysis):
+    analysis, _ = analysis
+    names = [layer.layer for layer in analysis.layers]
+    block = sorted({name.split("/")[0] for name in names if name.startswith("block")})[-1]
+    in_block = [name for name in names if name.startswith(block + "/")]
+    assert len(in_block) > 1
+    # A pattern gives every layer it matches, once, after the names before it.
+    expanded = analysis.expand(["logits", f"{block}/*", in_block[0]])
+    assert expanded[0] == "logits" and sorted(expanded[1:]) == sorted(in_block)
+    tensor = {layer.layer: layer.tensor for layer in analysis.layers}
+    assert analysis.tensors([f"{block}/*"]) == [tensor[name] for name in expanded[1:]]
+    with pytest.raises(ValueError, match=r"no quantized layer named block9/\*; .*block3_1/\*"):
+        analysis.expand(["logits", "block9/*"])
+
+
 def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analysis, keras_model):
     from tvn_tf.deploy import quantization
 
@@ -568,12 +583,12 @@ def test_unknown_denylist_layer_gives_one_clear_message(
         f"--output_dir={output}",
         f"--data_dir={export_data}",
         "--variants=int8",
-        "--int8_denylist=block9/nothing",
+        "--int8_denylist=logits,block9/nothing,block9/*",
         "--calibration_clips=2",
         "--parity_clips=2",
     )
     assert result.returncode != 0
-    assert "--int8_denylist: no quantized layer named block9/nothing" in result.stderr
+    assert "--int8_denylist: no quantized layer named block9/nothing, block9/*;" in result.stderr
     assert "quantization_report.csv" in result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []

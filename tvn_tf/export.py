@@ -77,7 +77,8 @@ def define_flags() -> None:
         "layers of quantization_report.csv, added while int8 agrees with float on under "
         "99% of training clips the calibration did not use), none (every layer in int8, "
         "as integer-only accelerators need), or layer names from the report's `layer` "
-        "column, comma-separated.",
+        "column and shell-style patterns over them (block3_1/*: the whole block), "
+        "comma-separated.",
     )
     flags.DEFINE_bool(
         "int8_bias_correction",
@@ -118,7 +119,7 @@ class ExportOptions:
       eval_clips: Evenly spaced evaluation clips per video.
       threads: Interpreter threads for the parity runs.
       overwrite: Replace an existing output folder.
-      int8_denylist: "auto", "none" or comma-separated layer names (see
+      int8_denylist: "auto", "none" or comma-separated layer names and patterns (see
         `tvn_tf.deploy.quantization`).
       latency_runs: Timed runs per variant (median in `parity.json`).
       int8_bias_correction: Correct the int8 classifier's bias for int8's mean
@@ -434,7 +435,7 @@ def _write_tflite_variants(model, loaded: ExportClips, reference, tmp: str, opti
 
 
 def parse_denylist(value: str) -> str | tuple[str, ...]:
-    """`--int8_denylist`: "auto", "none" (-> `()`), or comma-separated layer names."""
+    """`--int8_denylist`: "auto", "none" (-> `()`), or comma-separated names and patterns."""
     value = value.strip()
     if value == "auto":
         return "auto"
@@ -483,6 +484,8 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
             f"with {tried}",
             start,
         )
+    else:  # Names and patterns (block3_1/*) -> the layers, as parity.json lists them.
+        denylist = analysis.expand(denylist)
     data = analysis.quantized_model(denylist, correct_bias=options.int8_bias_correction)
     _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
     offsets = analysis.logit_offsets(denylist) if options.int8_bias_correction else None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import fnmatch
 import io
 import os
 import warnings
@@ -155,23 +156,49 @@ class Analysis:
         corrected = self._corrected.get(tuple(self.tensors(denylist)))
         return None if corrected is None else corrected[1]
 
-    def tensors(self, layers: Sequence[str]) -> list[str]:
-        """The TFLite tensor names of `layers` (short names or tensor names).
+    def expand(self, layers: Sequence[str]) -> list[str]:
+        """The short names of `layers`, in the order given, without repeats.
+
+        Each entry is a short name, a tensor name, or a shell-style pattern
+        over the short names (`block3_1/*`: every quantized layer of that
+        block), so a denylist can keep a whole block or the head in float
+        without listing its layers.
 
         Raises:
-          ValueError: a name that is no quantized layer, naming `--int8_denylist`.
+          ValueError: a name that is no quantized layer, or a pattern that
+            matches none, naming `--int8_denylist`.
         """
-        by_name = {}
+        short = {}
         for layer in self.layers:
-            by_name[layer.layer] = by_name[layer.tensor] = layer.tensor
-        unknown = [name for name in layers if name not in by_name]
+            short[layer.layer] = short[layer.tensor] = layer.layer
+        names, unknown = [], []
+        for name in layers:
+            if name in short:
+                found = [short[name]]
+            elif any(c in name for c in "*?["):
+                found = [x.layer for x in self.layers if fnmatch.fnmatchcase(x.layer, name)]
+            else:
+                found = []
+            if not found:
+                unknown.append(name)
+            names += [layer for layer in found if layer not in names]
         if unknown:
             raise ValueError(
                 f"--int8_denylist: no quantized layer named {', '.join(unknown)}; the "
                 f"layers are the `layer` column of {REPORT_FILE} (e.g. "
-                f"{', '.join(layer.layer for layer in self.layers[:3])})."
+                f"{', '.join(layer.layer for layer in self.layers[:3])}), or patterns "
+                "over it such as block3_1/*."
             )
-        return [by_name[name] for name in layers]
+        return names
+
+    def tensors(self, layers: Sequence[str]) -> list[str]:
+        """The TFLite tensor names of `layers` (as `expand` takes them).
+
+        Raises:
+          ValueError: as `expand`.
+        """
+        tensor = {layer.layer: layer.tensor for layer in self.layers}
+        return [tensor[name] for name in self.expand(layers)]
 
 
 @contextlib.contextmanager
