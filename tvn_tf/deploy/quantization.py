@@ -8,11 +8,12 @@ the same (dequantized) inputs. Each layer's error is reported as its RMSE in
 units of its own quantization step (`rmse_over_scale`; about 0.29 is plain
 rounding, well above 1 means the int8 form of that op loses information).
 
-Selective quantization keeps the layers named in a denylist in float (the
-debugger's `denylisted_nodes`); `choose_denylist` picks them for
-`--int8_denylist=auto`: always the classifier, then the worst layers by
-`rmse_over_scale`, added one at a time while the int8 model still disagrees
-with the float one on the selection clips, at most `max_float_layers` of them.
+Selective quantization keeps the layers named in a denylist (names, or
+patterns such as `block3_1/*`) in float (the debugger's `denylisted_nodes`);
+`choose_denylist` picks them for `--int8_denylist=auto`: always the
+classifier, then the worst layers by `rmse_over_scale`, added one at a time
+while the int8 model still disagrees with the float one on the selection
+clips, at most `max_float_layers` of them.
 
 Bias correction (`correct_logit_bias`) then removes what int8 shifts
 systematically: each logit's mean shift on the calibration clips is taken
