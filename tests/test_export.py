@@ -56,13 +56,19 @@ def test_export_writes_every_file(out):
 
 
 def test_parity_report_is_within_bounds(out):
+    from tvn_tf.deploy import quantization
+
     parity = json.load(open(os.path.join(out, "parity.json")))
     assert parity["num_clips"] == 18  # Group 1: 3 classes x 2 videos x 3 clips.
     assert parity["eval_groups"] == [1]
     assert 0 <= parity["keras"]["accuracy"] <= 1
     for variant in tflite.VARIANTS:
         figures = parity[variant]
-        corrected = {"logit_bias_correction", "top1_agreement_before_bias_correction"}
+        corrected = {
+            "logit_bias_correction",
+            "top1_agreement_before_bias_correction",
+            "narrowed_sigmoid_inputs",
+        }
         assert set(figures) == {
             "max_abs_diff",
             "top1_agreement",
@@ -82,6 +88,9 @@ def test_parity_report_is_within_bounds(out):
     assert parity["float32"]["fallback_ops"] == []  # XNNPACK runs every float op.
     assert len(parity["int8"]["logit_bias_correction"]) == 3  # One shift per class.
     assert 0 <= parity["int8"]["top1_agreement_before_bias_correction"] <= 1
+    cut = quantization.SIGMOID_SATURATION
+    for low, high in parity["int8"]["narrowed_sigmoid_inputs"].values():
+        assert low < -cut or high > cut
     assert parity["threads"] == 2 and "cores" in parity["machine"]
 
 
@@ -485,6 +494,88 @@ def test_bias_correction_takes_int8s_mean_logit_shift_out_of_the_classifier(anal
         np.testing.assert_allclose(corrected[inside], target[inside], atol=1.01 * step + 1e-6)
 
 
+# One block whose context gate (a 1x1 convolution and a sigmoid) has channels
+# switched off and on for good, as trained TVNs have: its input's calibrated
+# range is then that of the extreme channels.
+SATURATED_GATE_TVN = {
+    "num_frames": 2,
+    "frame_stride": 1,
+    "image_size": 16,
+    "blocks": [
+        {
+            "filters": 8,
+            "expand": 2,
+            "repeats": 1,
+            "spatial_type": "std",
+            "spatial_kernel": 3,
+            "spatial_stride": 2,
+            "temporal_type": "1d",
+            "temporal_kernel": 1,
+            "temporal_stride": 1,
+            "skip": 0,
+            "squeeze": 0.0,
+            "context_gate": 1,
+            "non_local": 0,
+        }
+    ],
+}
+
+
+def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tvn_tf.deploy import quantization
+    from tvn_tf.models import architecture as arch_lib
+    from tvn_tf.models import tvn
+
+    keras.utils.set_random_seed(4)
+    model = tvn.build_model(arch_lib.architecture_from_json(SATURATED_GATE_TVN), num_classes=4)
+    gate = model.get_layer("block0_0").context_gate.gate
+    kernel, bias = gate.get_weights()
+    bias[:4], bias[4:8] = -500.0, 300.0
+    gate.set_weights([kernel, bias])
+    path = str(tmp_path / "saved_model")
+    tflite.save_for_conversion(model, path)
+    clips = np.random.default_rng(5).uniform(-1, 1, (16, 2, 16, 16, 3)).astype(np.float32)
+    reference = model(clips, training=False).numpy()
+
+    analysis = quantization.analyze(path, clips)
+    ((layer, (low, high)),) = analysis.narrowed.items()
+    assert layer == "block0_0/context_gate/gate/BiasAdd"
+    assert low < -450 and high > 250
+    # Its error is measured inside the cut range: rounding, not the saturated channels.
+    assert {x.layer: x for x in analysis.layers}[layer].rmse_over_scale < 1
+    data = analysis.quantized_model((), correct_bias=False)
+    interpreter = Interpreter(model_content=data)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    (sigmoid,) = [op for op in interpreter._get_ops_details() if op["op_name"] == "LOGISTIC"]
+    step, _ = details[sigmoid["inputs"][0]]["quantization"]
+    assert step == pytest.approx(2 * quantization.SIGMOID_SATURATION / 255, rel=0.01)
+
+    def error(analysis) -> float:
+        logits = tflite.TFLiteRunner(analysis.quantized_model((), correct_bias=False))(clips)
+        return float(np.sqrt(((logits - reference) ** 2).mean()) / reference.std())
+
+    plain = quantization.analyze(path, clips, narrow_sigmoids=False)
+    assert plain.narrowed == {}
+    assert error(analysis) < error(plain) / 3, (error(analysis), error(plain))
+    # The same analysis makes the model with the ranges as calibrated too.
+    uncut = analysis.quantized_model((), correct_bias=False, narrow=False)
+    assert uncut == plain.quantized_model((), correct_bias=False)
+
+    # auto tries the ranges as calibrated only when the cut misses the target.
+    chosen, narrow, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=0.0
+    )
+    assert (chosen, narrow, [cut for _, cut, _ in trace]) == (["logits"], True, [True])
+    chosen, narrow, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=1.01, max_float_layers=1
+    )
+    assert [(count, cut) for count, cut, _ in trace] == [(1, True), (1, False)]
+    (_, _, cut_score), (_, _, uncut_score) = trace
+    assert narrow == (cut_score >= uncut_score)
+
+
 def test_denylist_patterns_name_whole_blocks_once_each(analysis):
     analysis, _ = analysis
     names = [layer.layer for layer in analysis.layers]
@@ -506,20 +597,23 @@ def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analy
     analysis, clips = analysis
     model, _ = keras_model
     reference = model(clips, training=False).numpy()
-    chosen, trace = quantization.choose_denylist(analysis, clips, reference, target_agreement=0.0)
+    tries = 2 if analysis.narrowed else 1  # Cut sigmoid ranges, then uncut (if any).
+    chosen, narrow, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=0.0
+    )
     # Met at once, yet the classifier stays float: the selection clips cannot vouch for it.
-    assert chosen == ["logits"] and trace == [(1, trace[0][1])]
+    assert chosen == ["logits"] and narrow and trace == [(1, tries == 2, trace[0][2])]
     # An unreachable target tries every candidate after it, keeping the best.
-    chosen, trace = quantization.choose_denylist(
+    chosen, narrow, trace = quantization.choose_denylist(
         analysis, clips, reference, target_agreement=1.01, max_float_layers=3
     )
-    assert [count for count, _ in trace] == [1, 2, 3]
+    assert [count for count, _, _ in trace] == [c for c in (1, 2, 3) for _ in range(tries)]
     assert chosen[:1] == ["logits"]
     # No candidates allowed: the fully quantized model.
-    chosen, trace = quantization.choose_denylist(
+    chosen, narrow, trace = quantization.choose_denylist(
         analysis, clips, reference, target_agreement=1.01, max_float_layers=0
     )
-    assert chosen == [] and [count for count, _ in trace] == [0]
+    assert chosen == [] and [count for count, _, _ in trace] == [0] * tries
 
 
 def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):

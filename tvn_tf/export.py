@@ -402,17 +402,18 @@ def _write_tflite_variants(model, loaded: ExportClips, reference, tmp: str, opti
     for variant in options.variants:
         float_layers, correction = [], {}
         if variant == "int8":
-            data, float_layers, uncorrected, offsets = _int8_model(
+            data, float_layers, uncorrected, offsets, narrowed = _int8_model(
                 model, conversion_model, loaded, tmp, options, start
             )
+            correction["narrowed_sigmoid_inputs"] = {
+                layer: [round(low, 4), round(high, 4)] for layer, (low, high) in narrowed.items()
+            }
             if offsets is not None:
                 before = tflite.TFLiteRunner(uncorrected, threads=options.threads)
-                correction = {
-                    "logit_bias_correction": [round(float(o), 5) for o in offsets],
-                    "top1_agreement_before_bias_correction": quantization.agreement(
-                        before(loaded.eval_clips), reference
-                    ),
-                }
+                correction["logit_bias_correction"] = [round(float(o), 5) for o in offsets]
+                correction["top1_agreement_before_bias_correction"] = quantization.agreement(
+                    before(loaded.eval_clips), reference
+                )
         else:
             data = tflite.convert(conversion_model, variant)
         path = os.path.join(tmp, tflite.filename(variant))
@@ -455,9 +456,10 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
     correction that the shipped model gets.
 
     Returns:
-      `(data, float_layers, uncorrected, offsets)`: the model, the layers it
-      keeps in float, the same model without bias correction, and the
-      per-class logit shift the correction took out (None: not corrected).
+      `(data, float_layers, uncorrected, offsets, narrowed)`: the model, the
+      layers it keeps in float, the same model without bias correction, the
+      per-class logit shift the correction took out (None: not corrected),
+      and the sigmoid inputs whose range was cut, with their range before.
     """
     from tvn_tf.deploy import parity as parity_lib
     from tvn_tf.deploy import quantization
@@ -468,17 +470,21 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
         f"{layer.layer} ({layer.op}) {layer.rmse_over_scale:.2f}" for layer in analysis.layers[:3]
     )
     _log(f"int8 error, worst layers (RMSE in quantization steps): {worst}", start)
-    denylist = parse_denylist(options.int8_denylist)
+    denylist, narrow = parse_denylist(options.int8_denylist), True
     if denylist == "auto":
         reference = parity_lib.keras_logits(model, loaded.selection)
-        denylist, trace = quantization.choose_denylist(
+        denylist, narrow, trace = quantization.choose_denylist(
             analysis,
             loaded.selection,
             reference,
             threads=options.threads,
             correct_bias=options.int8_bias_correction,
         )
-        tried = ", ".join(f"{count} float: {score:.1%}" for count, score in trace)
+        tried = ", ".join(
+            f"{count} float{'' if cut or not analysis.narrowed else ' (sigmoid ranges uncut)'}: "
+            f"{score:.1%}"
+            for count, cut, score in trace
+        )
         _log(
             "--int8_denylist=auto: agreement on training clips the calibration did not use, "
             f"with {tried}",
@@ -486,18 +492,31 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
         )
     else:  # Names and patterns (block3_1/*) -> the layers, as parity.json lists them.
         denylist = analysis.expand(denylist)
-    data = analysis.quantized_model(denylist, correct_bias=options.int8_bias_correction)
+    narrowed = analysis.narrowed if narrow else {}
+    if narrowed:
+        cut = "; ".join(
+            f"{layer} [{low:.4g}, {high:.4g}]" for layer, (low, high) in narrowed.items()
+        )
+        _log(
+            f"int8: calibrated range of {len(narrowed)} sigmoid input(s) cut to "
+            f"+-{quantization.SIGMOID_SATURATION:.2f}, where the int8 sigmoid saturates: {cut}",
+            start,
+        )
+    elif analysis.narrowed:
+        _log("int8: sigmoid input ranges kept as calibrated (they agreed better uncut)", start)
+    bias = options.int8_bias_correction
+    data = analysis.quantized_model(denylist, correct_bias=bias, narrow=narrow)
     _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
-    offsets = analysis.logit_offsets(denylist) if options.int8_bias_correction else None
+    offsets = analysis.logit_offsets(denylist, narrow) if bias else None
     if offsets is None:
-        return data, list(denylist), data, None
+        return data, list(denylist), data, None, narrowed
     _log(
         "int8 bias correction: mean logit shift on the calibration clips taken out of the "
         f"classifier's bias (largest {abs(offsets).max():.3f})",
         start,
     )
-    uncorrected = analysis.quantized_model(denylist, correct_bias=False)
-    return data, list(denylist), uncorrected, offsets
+    uncorrected = analysis.quantized_model(denylist, correct_bias=False, narrow=narrow)
+    return data, list(denylist), uncorrected, offsets, narrowed
 
 
 def main(argv):
