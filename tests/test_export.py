@@ -494,31 +494,10 @@ def test_bias_correction_takes_int8s_mean_logit_shift_out_of_the_classifier(anal
         np.testing.assert_allclose(corrected[inside], target[inside], atol=1.01 * step + 1e-6)
 
 
-# One block whose context gate (a 1x1 convolution and a sigmoid) has channels
-# switched off and on for good, as trained TVNs have: its input's calibrated
-# range is then that of the extreme channels.
-SATURATED_GATE_TVN = {
-    "num_frames": 2,
-    "frame_stride": 1,
-    "image_size": 16,
-    "blocks": [
-        {
-            "filters": 8,
-            "expand": 2,
-            "repeats": 1,
-            "spatial_type": "std",
-            "spatial_kernel": 3,
-            "spatial_stride": 2,
-            "temporal_type": "1d",
-            "temporal_kernel": 1,
-            "temporal_stride": 1,
-            "skip": 0,
-            "squeeze": 0.0,
-            "context_gate": 1,
-            "non_local": 0,
-        }
-    ],
-}
+# One block whose context gate (a 1x1 convolution and a sigmoid) the test gives
+# channels switched off and on for good, as trained TVNs have: its input's
+# calibrated range is then that of the extreme channels.
+SATURATED_GATE_TVN = "tests/testdata/saturated_gate_tvn.json"
 
 
 def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
@@ -529,7 +508,7 @@ def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
     from tvn_tf.models import tvn
 
     keras.utils.set_random_seed(4)
-    model = tvn.build_model(arch_lib.architecture_from_json(SATURATED_GATE_TVN), num_classes=4)
+    model = tvn.build_model(arch_lib.load_architecture_json(SATURATED_GATE_TVN), num_classes=4)
     gate = model.get_layer("block0_0").context_gate.gate
     kernel, bias = gate.get_weights()
     bias[:4], bias[4:8] = -500.0, 300.0
