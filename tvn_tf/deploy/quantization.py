@@ -30,9 +30,9 @@ out of the classifier's bias.
 
     analysis = analyze(saved_model_dir, calibration_clips)
     write_report(analysis.layers, "quantization_report.csv")
-    denylist = choose_denylist(analysis, selection_clips, reference_logits)
-    data = analysis.quantized_model(denylist)
-    offsets = analysis.logit_offsets(denylist)
+    denylist, narrow, _ = choose_denylist(analysis, selection_clips, reference_logits)
+    data = analysis.quantized_model(denylist, narrow=narrow)
+    offsets = analysis.logit_offsets(denylist, narrow)
 """
 
 from __future__ import annotations
