@@ -366,17 +366,13 @@ def narrow_sigmoid_inputs(
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(calibrated))
     graph = model.subgraphs[0]
 
-    def code(op) -> int:
-        op_code = model.operatorCodes[op.opcodeIndex]
-        return max(op_code.builtinCode, op_code.deprecatedBuiltinCode)
-
     readers: dict[int, set[int]] = {}
     for op in graph.operators:
         for tensor in op.inputs:
-            readers.setdefault(int(tensor), set()).add(code(op))
+            readers.setdefault(int(tensor), set()).add(_builtin_code(model, op))
     narrowed = {}
     for op in graph.operators:
-        if code(op) != schema.BuiltinOperator.LOGISTIC:
+        if _builtin_code(model, op) != schema.BuiltinOperator.LOGISTIC:
             continue
         index = int(op.inputs[0])
         tensor = graph.tensors[index]
@@ -398,6 +394,12 @@ def narrow_sigmoid_inputs(
     if not narrowed:
         return calibrated, {}
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), narrowed
+
+
+def _builtin_code(model, op) -> int:
+    """The builtin op type of `op` in a flatbuffer `model` (old and new code fields)."""
+    op_code = model.operatorCodes[op.opcodeIndex]
+    return max(op_code.builtinCode, op_code.deprecatedBuiltinCode)
 
 
 def _in_range_mse(
@@ -518,16 +520,12 @@ def correct_logit_bias(
     graph = model.subgraphs[0]
     producer = {out: op for op in graph.operators for out in op.outputs}
 
-    def code(op) -> int:
-        op_code = model.operatorCodes[op.opcodeIndex]
-        return max(op_code.builtinCode, op_code.deprecatedBuiltinCode)
-
     op = producer.get(graph.outputs[0])
-    if op is not None and code(op) == schema.BuiltinOperator.DEQUANTIZE:
+    if op is not None and _builtin_code(model, op) == schema.BuiltinOperator.DEQUANTIZE:
         op = producer.get(op.inputs[0])
     if (
         op is None
-        or code(op) != schema.BuiltinOperator.FULLY_CONNECTED
+        or _builtin_code(model, op) != schema.BuiltinOperator.FULLY_CONNECTED
         or len(op.inputs) < 3
         or op.inputs[2] < 0
     ):
