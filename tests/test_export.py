@@ -553,6 +553,23 @@ def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
     assert [(count, cut) for count, cut, _ in trace] == [(1, True), (1, False)]
     (_, _, cut_score), (_, _, uncut_score) = trace
     assert narrow == (cut_score >= uncut_score)
+    _, narrow, trace = quantization.choose_denylist(
+        analysis, clips, reference, target_agreement=1.01, max_float_layers=1, try_uncut=False
+    )
+    assert narrow and [(count, cut) for count, cut, _ in trace] == [(1, True)]
+
+    # Export's --int8_sigmoid_ranges=cut|calibrated gives that model whatever it agrees.
+    loaded = export_lib.ExportClips(clips, clips, clips[:1], np.zeros(1, np.int64), (1,))
+    for ranges, cut in (("cut", True), ("calibrated", False)):
+        options = export_lib.ExportOptions(
+            int8_denylist="logits", int8_bias_correction=False, int8_sigmoid_ranges=ranges
+        )
+        os.makedirs(tmp_path / ranges)
+        data, _, _, _, narrowed = export_lib._int8_model(
+            model, path, loaded, str(tmp_path / ranges), options, time.perf_counter()
+        )
+        assert data == analysis.quantized_model(["logits"], correct_bias=False, narrow=cut)
+        assert list(narrowed) == ([layer] if cut else [])
 
 
 def test_denylist_patterns_name_whole_blocks_once_each(analysis):

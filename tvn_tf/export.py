@@ -11,7 +11,9 @@ writes, all at once (through a temporary folder renamed at the end):
     OUT/model_float16.tflite      float clips [1, frames, size, size, 3] in
     OUT/model_dynamic_int8.tflite [-1, 1] in, logits out
     OUT/model_int8.tflite         (full integer, calibrated on training clips;
-                                  --int8_denylist layers kept in float; the
+                                  --int8_denylist layers kept in float;
+                                  sigmoid input ranges cut where int8
+                                  saturates, --int8_sigmoid_ranges; the
                                   classifier's bias corrected for int8's
                                   mean logit shift)
     OUT/quantization_report.csv   int8 error per layer, worst first
@@ -80,6 +82,15 @@ def define_flags() -> None:
         "column and shell-style patterns over them (block3_1/*: the whole block), "
         "comma-separated.",
     )
+    flags.DEFINE_enum(
+        "int8_sigmoid_ranges",
+        "auto",
+        SIGMOID_RANGES,
+        "The int8 input range of each sigmoid gate: cut (to +-6.24, where the int8 sigmoid "
+        "saturates, so that a few switched-off channels do not coarsen every other gate), "
+        "calibrated (min and max over the calibration clips), or auto (cut; with "
+        "--int8_denylist=auto, as calibrated where that agrees better on the selection clips).",
+    )
     flags.DEFINE_bool(
         "int8_bias_correction",
         True,
@@ -106,6 +117,7 @@ def define_flags() -> None:
 
 
 PARITY_FILE = "parity.json"
+SIGMOID_RANGES = ("auto", "cut", "calibrated")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +136,10 @@ class ExportOptions:
       latency_runs: Timed runs per variant (median in `parity.json`).
       int8_bias_correction: Correct the int8 classifier's bias for int8's mean
         logit shift (`quantization.correct_logit_bias`).
+      int8_sigmoid_ranges: One of `SIGMOID_RANGES`: the sigmoid inputs' int8
+        ranges cut where the int8 sigmoid saturates
+        (`quantization.narrow_sigmoid_inputs`), as calibrated, or (auto) cut
+        unless `choose_denylist` finds calibrated ones agree better.
     """
 
     variants: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "int8")
@@ -135,6 +151,7 @@ class ExportOptions:
     int8_denylist: str = "auto"
     latency_runs: int = 20
     int8_bias_correction: bool = True
+    int8_sigmoid_ranges: str = "auto"
 
 
 def _log(message: str, start: float) -> None:
@@ -464,7 +481,17 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
     from tvn_tf.deploy import parity as parity_lib
     from tvn_tf.deploy import quantization
 
-    analysis = quantization.analyze(conversion_model, loaded.calibration, options.threads)
+    ranges = options.int8_sigmoid_ranges
+    if ranges not in SIGMOID_RANGES:
+        raise ValueError(
+            f"--int8_sigmoid_ranges={ranges!r}: expected one of {', '.join(SIGMOID_RANGES)}."
+        )
+    analysis = quantization.analyze(
+        conversion_model,
+        loaded.calibration,
+        options.threads,
+        narrow_sigmoids=ranges != "calibrated",
+    )
     quantization.write_report(analysis.layers, os.path.join(tmp, quantization.REPORT_FILE))
     worst = "; ".join(
         f"{layer.layer} ({layer.op}) {layer.rmse_over_scale:.2f}" for layer in analysis.layers[:3]
@@ -479,6 +506,7 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
             reference,
             threads=options.threads,
             correct_bias=options.int8_bias_correction,
+            try_uncut=ranges == "auto",
         )
         tried = ", ".join(
             f"{count} float{'' if cut or not analysis.narrowed else ' (sigmoid ranges uncut)'}: "
@@ -504,6 +532,8 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
         )
     elif analysis.narrowed:
         _log("int8: sigmoid input ranges kept as calibrated (they agreed better uncut)", start)
+    elif ranges == "calibrated":
+        _log("int8: sigmoid input ranges kept as calibrated (--int8_sigmoid_ranges)", start)
     bias = options.int8_bias_correction
     data = analysis.quantized_model(denylist, correct_bias=bias, narrow=narrow)
     _log(f"int8 keeps in float: {', '.join(denylist) or 'nothing'}", start)
@@ -543,6 +573,7 @@ def main(argv):
             FLAGS.int8_denylist,
             FLAGS.latency_runs,
             FLAGS.int8_bias_correction,
+            FLAGS.int8_sigmoid_ranges,
         )
         parse_denylist(options.int8_denylist)  # Fails before any work.
         report = export(

@@ -15,7 +15,8 @@ squeeze-excite) sets a step so coarse that the gates of the other channels
 move by many output steps, yet each op rounds only to its own step, so every
 layer looks rounding-level. `narrow_sigmoid_inputs` cuts each sigmoid's input
 range to where the int8 sigmoid still changes (BUILD.md, "Full-int8 TFLite");
-`auto` keeps the cut unless the selection clips agree better without it.
+`auto` keeps the cut unless the selection clips agree better without it
+(`--int8_sigmoid_ranges` of export overrides that).
 
 Selective quantization keeps the layers named in a denylist (names, or
 patterns such as `block3_1/*`) in float (the debugger's `denylisted_nodes`);
@@ -566,6 +567,7 @@ def choose_denylist(
     min_rmse_over_scale: float = 1.0,
     threads: int = 2,
     correct_bias: bool = True,
+    try_uncut: bool = True,
 ) -> tuple[list[str], bool, list[tuple[int, bool, float]]]:
     """Picks the layers to keep in float, and the sigmoid ranges (`--int8_denylist=auto`).
 
@@ -609,6 +611,8 @@ def choose_denylist(
       threads: Interpreter threads.
       correct_bias: Judge each model with bias correction, as it will ship
         (`Analysis.quantized_model`).
+      try_uncut: Also try the sigmoid ranges as calibrated. False: every
+        model tried has them cut (`narrow` is then always True).
 
     Returns:
       `(denylist, narrow, trace)`: the chosen layers, whether the sigmoid
@@ -628,7 +632,7 @@ def choose_denylist(
     trace = []
     for count in range(min(1, len(candidates)), len(candidates) + 1):
         denylist = candidates[:count]
-        for narrow in (True, False) if analysis.narrowed else (True,):
+        for narrow in (True, False) if analysis.narrowed and try_uncut else (True,):
             data = analysis.quantized_model(denylist, correct_bias=correct_bias, narrow=narrow)
             score = agreement(tflite.TFLiteRunner(data, threads=threads)(clips), reference)
             trace.append((count, narrow and bool(analysis.narrowed), score))
