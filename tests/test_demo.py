@@ -46,37 +46,46 @@ def model_weights(model_dir: str) -> dict[str, np.ndarray]:
     }
 
 
-def test_one_seed_gives_one_result_and_seeds_differ(tiny_data, tmp_path):
-    runs = {}
-    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        result = run_module(
-            "tvn_tf.train",
-            *tiny_flags(
-                tiny_data["records"], str(tmp_path / name), f"--seed={seed}", "--deterministic"
-            ),
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        metrics = (tmp_path / name / "metrics.json").read_text()
-        runs[name] = (model_weights(str(tmp_path / name)), metrics)
-    (a, metrics_a), (b, metrics_b), (c, _) = runs["a"], runs["b"], runs["c"]
+def train(data: str, model_dir: str, seed: int) -> str:
+    """One deterministic demo training; its stdout."""
+    result = run_module(
+        "tvn_tf.train", *tiny_flags(data, model_dir, f"--seed={seed}", "--deterministic")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def seven(tiny_data, tmp_path_factory):
+    """A training run with seed 7: its folder and stdout."""
+    model_dir = tmp_path_factory.mktemp("demo") / "seven"
+    return model_dir, train(tiny_data["records"], str(model_dir), 7)
+
+
+def test_one_seed_gives_one_result_and_seeds_differ(seven, tiny_data, tmp_path):
+    runs = {"a": seven[0]}
+    for name, seed in (("b", 7), ("c", 8)):
+        runs[name] = tmp_path / name
+        train(tiny_data["records"], str(runs[name]), seed)
+    a, b, c = (model_weights(str(path)) for path in runs.values())
     assert a.keys() == b.keys() == c.keys() and len(a) > 10
     assert all(np.array_equal(a[k], b[k]) for k in a), "one seed, two results"
-    assert metrics_a == metrics_b  # The same held-out scores, to the last digit.
+    # The same held-out scores, to the last digit.
+    assert (runs["a"] / "metrics.json").read_text() == (runs["b"] / "metrics.json").read_text()
     differ = [k for k in a if a[k].dtype.kind == "f" and not np.array_equal(a[k], c[k])]
     assert len(differ) > len(a) // 2, "another seed should give other weights"
 
 
-def test_training_prints_per_class_accuracy_worst_first(tiny_data, tmp_path):
-    result = run_module("tvn_tf.train", *tiny_flags(tiny_data["records"], str(tmp_path / "run")))
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+def test_training_prints_per_class_accuracy_worst_first(seven):
+    model_dir, stdout = seven
+    lines = stdout.splitlines()
     start = lines.index("Per-class test video accuracy:")
     table = lines[start + 1 : start + 5]
     names = [line.split()[0] for line in table]
     assert sorted(names) == sorted(c.name for c in demo_data.DEMO_CLASSES[:4])
     accuracies = [float(line.split()[1].rstrip("%")) for line in table]
     assert accuracies == sorted(accuracies)
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())
     for name, accuracy in zip(names, accuracies):
         assert accuracy == pytest.approx(100 * metrics["per_class_accuracy"][name], abs=0.05)
     for line in table:  # A class with errors names the class that took them.
