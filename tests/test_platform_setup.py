@@ -3,7 +3,9 @@
 This machine may have no AMX, so the decision logic is fed a CPU that lists
 `amx_tile` plus a probe answer, while the probe itself runs real children:
 one that really executes AMX instructions without permission (a real SIGILL on
-any x86 CPU), one killed by SIGILL, and the full probe on this CPU.
+any x86 CPU), one killed by SIGILL, and the full probe on this CPU. On a CPU
+with AMX, `tests/testdata/amx_trap.c` (loaded with LD_PRELOAD) turns it into
+one where AMX traps, and bfloat16 training runs there end to end.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.isolated import ROOT, run_python
+from tests.isolated import ENV, ROOT, command, run_python
 from tvn_tf import platform_setup as ps
 
 AMX_CPU = ("Intel(R) Xeon(R) Processor", frozenset({"avx512f", "amx_tile", "amx_bf16"}))
@@ -183,3 +187,51 @@ def test_binary_console_is_quiet_by_default_and_verbose_with_v1():
         assert noise not in quiet
     verbose = model_info_stderr("-v", "1")
     assert len(TF_LOG_LINE.findall(verbose)) > len(TF_LOG_LINE.findall(quiet))
+
+
+BFLOAT16_MATMUL = """
+import tensorflow as tf
+a = tf.cast(tf.random.uniform((256, 256)), tf.bfloat16)
+print(float(tf.reduce_sum(tf.cast(tf.matmul(a, a), tf.float32))))
+"""
+
+
+@pytest.mark.skipif(
+    "amx_tile" not in ps.read_cpuinfo()[1] or not shutil.which("gcc"),
+    reason="needs a CPU that lists AMX, and gcc to build the trap shim",
+)
+def test_where_amx_traps_bfloat16_training_is_capped_and_runs(tiny_data, tmp_path):
+    shim = str(tmp_path / "amx_trap.so")
+    source = os.path.join(ROOT, "tests", "testdata", "amx_trap.c")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", shim, source, "-ldl"], check=True)
+    env = {k: v for k, v in ENV.items() if k not in (ps.ISA_ENV, ps.LEGACY_ISA_ENV)}
+    env.update(LD_PRELOAD=shim, XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def run(*args):
+        return subprocess.run(
+            command(*args), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        )
+
+    # The shim really makes AMX trap: TensorFlow alone dies in oneDNN's bfloat16 matmul.
+    raw = run("-c", BFLOAT16_MATMUL)
+    assert raw.returncode == -signal.SIGILL, (raw.returncode, raw.stderr[-2000:])
+
+    # The training binary, with nothing set by hand, caps oneDNN and trains in bfloat16.
+    trained = run(
+        "tvn_tf.train",
+        f"--flagfile={ROOT}/flags/demo.cfg",
+        f"--data_dir={tiny_data['records']}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--width_multiplier=0.25",
+        "--image_size=32",
+        "--batch_size=8",
+        "--train_steps=2",
+        "--warmup_epochs=0",
+        "--split=logo",
+        "--fold=5",
+        "--eval_clips=1",
+        "--mixed_precision=mixed_bfloat16",
+    )
+    assert trained.returncode == 0, (trained.returncode, trained.stderr[-3000:])
+    assert trained.stderr.count("AMX is listed but does not execute on this CPU") == 1
+    assert (tmp_path / "run" / "metrics.json").exists()
