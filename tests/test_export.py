@@ -296,6 +296,18 @@ def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch, trained_model_
     assert os.listdir(tmp_path) == []
 
 
+def test_unknown_sigmoid_ranges_is_refused_before_any_work(
+    tmp_path, trained_model_dir, export_data
+):
+    from tvn_tf.data import dataset as data_lib
+
+    dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=export_data))
+    options = export_lib.ExportOptions(int8_sigmoid_ranges="clipped")
+    with pytest.raises(ValueError, match="--int8_sigmoid_ranges='clipped': expected one of auto"):
+        export_lib.export(trained_model_dir, str(tmp_path / "out"), dataset, options=options)
+    assert os.listdir(tmp_path) == []
+
+
 def test_evaluate_and_export_read_a_run_without_train_config_alike(
     tmp_path, trained_model_dir, export_data, run_module
 ):

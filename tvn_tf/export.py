@@ -305,6 +305,11 @@ def export(
             raise ValueError(
                 f"--variants: unknown {variant!r}; expected some of {', '.join(tflite.VARIANTS)}."
             )
+    if options.int8_sigmoid_ranges not in SIGMOID_RANGES:
+        raise ValueError(
+            f"--int8_sigmoid_ranges={options.int8_sigmoid_ranges!r}: expected one of "
+            f"{', '.join(SIGMOID_RANGES)}."
+        )
     output_dir = os.path.abspath(output_dir)
     check_output_dir(output_dir, model_dir, dataset.config.data_dir, options.overwrite)
     # What a killed export left: its temporary folder, or the old output it was replacing.
@@ -482,10 +487,6 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
     from tvn_tf.deploy import quantization
 
     ranges = options.int8_sigmoid_ranges
-    if ranges not in SIGMOID_RANGES:
-        raise ValueError(
-            f"--int8_sigmoid_ranges={ranges!r}: expected one of {', '.join(SIGMOID_RANGES)}."
-        )
     analysis = quantization.analyze(
         conversion_model,
         loaded.calibration,
