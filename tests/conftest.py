@@ -48,11 +48,11 @@ def _built_once(tmp_path_factory, worker_id: str, name: str, build: Callable[[st
     """
     base = tmp_path_factory.getbasetemp()
     root = base if worker_id == "master" else base.parent  # "master": no xdist workers.
-    path = root / "shared" / name
-    path.parent.mkdir(exist_ok=True)
-    with open(root / "shared" / f"{name}.lock", "w") as lock:
+    shared = root / "shared"
+    shared.mkdir(exist_ok=True)
+    path, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "shared" / f"{name}.done"
         if not done.exists():
             shutil.rmtree(path, ignore_errors=True)
             build(str(path))

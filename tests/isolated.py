@@ -47,7 +47,7 @@ def command(target: str, *args: str) -> list[str]:
 
 
 def run_module(
-    target: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+    target: str, *args: str, timeout: float = 600, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess:
     """Runs a module or script to its end, at ROOT; returns its exit status and output.
 
@@ -56,20 +56,26 @@ def run_module(
         `-c` and code, or an executable (see `command`).
       *args: Its command-line arguments.
       timeout: Seconds before the child is killed (the test then errors).
-      env: Variables set over `ENV` (`TF_CONFIG`, ...).
+      env: Variables set over `ENV` (`TF_CONFIG`, ...); None unsets one.
     """
     return subprocess.run(
         command(target, *args),
         capture_output=True,
         text=True,
-        env={**ENV, **(env or {})},
+        env=_environment(env),
         cwd=ROOT,
         timeout=timeout,
     )
 
 
+def _environment(env: dict[str, str | None] | None) -> dict[str, str]:
+    """`ENV` with `env` set over it; a None value unsets that variable."""
+    merged = {**ENV, **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
 def start_module(
-    target: str, *args: str, env: dict[str, str] | None = None, output: bool = True
+    target: str, *args: str, env: dict[str, str | None] | None = None, output: bool = True
 ) -> subprocess.Popen:
     """Starts a target of `command` (to kill, or to run beside another); `output=False` drops it."""
     pipe = subprocess.PIPE if output else subprocess.DEVNULL
@@ -78,7 +84,7 @@ def start_module(
         stdout=pipe,
         stderr=pipe,
         text=True,
-        env={**ENV, **(env or {})},
+        env=_environment(env),
         cwd=ROOT,
     )
 

@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from tests.isolated import ENV, ROOT, command, run_python
+from tests.isolated import ROOT, run_module, run_python
 from tvn_tf import platform_setup as ps
 
 AMX_CPU = ("Intel(R) Xeon(R) Processor", frozenset({"avx512f", "amx_tile", "amx_bf16"}))
@@ -204,20 +204,20 @@ def test_where_amx_traps_bfloat16_training_is_capped_and_runs(tiny_data, tmp_pat
     shim = str(tmp_path / "amx_trap.so")
     source = os.path.join(ROOT, "tests", "testdata", "amx_trap.c")
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", shim, source, "-ldl"], check=True)
-    env = {k: v for k, v in ENV.items() if k not in (ps.ISA_ENV, ps.LEGACY_ISA_ENV)}
-    env.update(LD_PRELOAD=shim, XDG_CACHE_HOME=str(tmp_path / "cache"))
-
-    def run(*args):
-        return subprocess.run(
-            command(*args), capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
-        )
+    # No cap inherited from this process: the child must find the trap itself.
+    env = {
+        "LD_PRELOAD": shim,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        ps.ISA_ENV: None,
+        ps.LEGACY_ISA_ENV: None,
+    }
 
     # The shim really makes AMX trap: TensorFlow alone dies in oneDNN's bfloat16 matmul.
-    raw = run("-c", BFLOAT16_MATMUL)
+    raw = run_module("-c", BFLOAT16_MATMUL, env=env)
     assert raw.returncode == -signal.SIGILL, (raw.returncode, raw.stderr[-2000:])
 
     # The training binary, with nothing set by hand, caps oneDNN and trains in bfloat16.
-    trained = run(
+    trained = run_module(
         "tvn_tf.train",
         f"--flagfile={ROOT}/flags/demo.cfg",
         f"--data_dir={tiny_data['records']}",
@@ -231,6 +231,7 @@ def test_where_amx_traps_bfloat16_training_is_capped_and_runs(tiny_data, tmp_pat
         "--fold=5",
         "--eval_clips=1",
         "--mixed_precision=mixed_bfloat16",
+        env=env,
     )
     assert trained.returncode == 0, (trained.returncode, trained.stderr[-3000:])
     assert trained.stderr.count("AMX is listed but does not execute on this CPU") == 1
