@@ -113,3 +113,111 @@ def run_python(code: str, timeout: float = 300) -> Any:
         how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
         pytest.fail(f"child Python ended with {how}:\n{child.stderr[-3000:]}", pytrace=False)
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+# The child of `run_module_cases`: imports the binary once, then ends each case as
+# `python -m MODULE ARGS` would end a process, with that case's own output.
+_CASES_CHILD = """
+import importlib, importlib.util, json, os, sys, tempfile, traceback
+from absl import app, flags
+
+name = sys.argv[1]
+cases = json.load(sys.stdin)
+if name.endswith(".py"):  # A script: its flags are defined as it is loaded.
+    spec = importlib.util.spec_from_file_location("_script", name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+else:
+    module = importlib.import_module(name)
+    if not hasattr(module, "main"):  # A package run as python -m PACKAGE.
+        module = importlib.import_module(name + ".__main__")
+if hasattr(module, "define_flags"):  # Binaries that define their flags under __main__.
+    module.define_flags()
+
+
+def parse(argv):  # As app.run parses a fresh process's flags: INFO unless --verbosity.
+    rest = app.parse_flags_with_usage(argv)
+    if flags.FLAGS["verbosity"].using_default_value:
+        flags.FLAGS.verbosity = 0
+    return rest
+
+
+results = []
+for args in cases:
+    flags.FLAGS.unparse_flags()  # Every flag back to its default.
+    captured = [tempfile.TemporaryFile(mode="w+"), tempfile.TemporaryFile(mode="w+")]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    os.dup2(captured[0].fileno(), 1)
+    os.dup2(captured[1].fileno(), 2)
+    try:
+        app.run(module.main, argv=[name, *args], flags_parser=parse)
+        code = 0
+    except SystemExit as e:  # As the interpreter ends on it.
+        code = e.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        code = code or 0
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, copy in ((1, saved[0]), (2, saved[1])):
+        os.dup2(copy, fd)
+        os.close(copy)
+    out, err = [f.seek(0) or f.read() for f in captured]
+    for f in captured:
+        f.close()
+    results.append({"returncode": code, "stdout": out, "stderr": err})
+print(json.dumps(results))
+"""
+
+
+def run_module_cases(
+    module: str, cases: list[list[str]], timeout: float = 600
+) -> list[subprocess.CompletedProcess]:
+    """Runs an absl binary or script once per argument list, all in one child process.
+
+    A binary's bad-input cases each end in a second or two after `import
+    tensorflow`, which takes 6-7 s; one child for all of them pays it once.
+    Between cases every flag goes back to its default (`FLAGS.unparse_flags`),
+    and each case gets its own stdout and stderr (file descriptors, so
+    TensorFlow's native lines too) and exit status, as `python -m MODULE ARGS`
+    would end with them: `sys.exit("message")` prints the message and gives 1.
+    Use it for cases that fail before any work; a run that trains or is killed
+    belongs in its own process (`run_module`, `start_module`).
+
+    Args:
+      module: The binary, with a `main(argv)` for `app.run`: a module
+        (`tvn_tf.train`), a package whose `__main__` has it (`tvn_tf.search`),
+        or a script path from ROOT (`tools/profile_blocks.py`).
+      cases: One argument list per run.
+      timeout: Seconds for all of them.
+
+    Returns:
+      One `CompletedProcess` per case, in order (`args` the case's arguments).
+    """
+    target = os.path.join(ROOT, module) if module.endswith(".py") else module
+    child = subprocess.run(
+        [sys.executable, "-c", _CASES_CHILD, target],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    if child.returncode != 0 or not child.stdout.strip():
+        pytest.fail(
+            f"the child running {module}'s cases ended with {child.returncode}:\n"
+            f"{child.stderr[-3000:]}",
+            pytrace=False,
+        )
+    results = json.loads(child.stdout.strip().splitlines()[-1])
+    return [
+        subprocess.CompletedProcess(args, r["returncode"], r["stdout"], r["stderr"])
+        for args, r in zip(cases, results)
+    ]

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tests.isolated import ROOT
+from tests.isolated import ROOT, run_module_cases
 from tvn_tf.deploy import android
 from tvn_tf import benchmark
 
@@ -233,15 +233,18 @@ def test_android_parser_takes_model_path_and_the_old_model_flag(out, run_module)
         assert warned == (flag == "--model")
 
 
-def test_block_profile_times_every_prefix_in_the_real_interpreter(run_module):
+def test_block_profile_times_every_prefix_in_the_real_interpreter(tmp_path, run_module):
     """tools/profile_blocks.py: one row per block application and the head, in order."""
     from tvn_tf.models import architecture, flops, tvn
 
+    # TVN-1's first two blocks (three applications): each prefix is an int8 conversion.
+    arch = architecture.scale_architecture(architecture.get_architecture("tvn1"), width=0.25)
+    arch = dataclasses.replace(arch, name="tvn1_front", image_size=32, blocks=arch.blocks[:2])
+    arch_json = tmp_path / "front.json"
+    arch_json.write_text(json.dumps(arch.to_json()))
     result = run_module(
         "tools/profile_blocks.py",
-        "--model=tvn1",
-        "--width_multiplier=0.25",
-        "--image_size=32",
+        f"--arch_json={arch_json}",
         "--variant=int8",
         "--rounds=1",
         "--runs_per_round=2",
@@ -249,11 +252,7 @@ def test_block_profile_times_every_prefix_in_the_real_interpreter(run_module):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     layers = [row["layer"] for row in figures["blocks"]]
-    assert layers == [
-        "block0_0", "block0_1", "block1_0", "block2_0", "block2_1", "block3_0", "block3_1", "head"
-    ]  # fmt: skip
-    arch = architecture.scale_architecture(architecture.get_architecture("tvn1"), width=0.25)
-    arch = dataclasses.replace(arch, image_size=32)
+    assert layers == ["block0_0", "block0_1", "block1_0", "head"]
     per_layer = dict(flops.count_flops(tvn.build_model(arch, num_classes=10)).per_layer)
     assert all(row["flops"] == per_layer[row["layer"]] for row in figures["blocks"])
     # Own times are differences of cumulative ones: they add up to the whole model's.
@@ -264,14 +263,15 @@ def test_block_profile_times_every_prefix_in_the_real_interpreter(run_module):
     assert "| block0_0 |" in result.stdout
 
 
-def test_block_profile_refuses_a_bad_architecture(tmp_path, run_module):
+def test_block_profile_refuses_a_bad_architecture(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"num_frames": 2}')
-    result = run_module("tools/profile_blocks.py", f"--arch_json={bad}")
+    result, small = run_module_cases(
+        "tools/profile_blocks.py", [[f"--arch_json={bad}"], ["--image_size=16"]]
+    )
     assert result.returncode != 0
     assert "profile_blocks: " in result.stderr and "bad.json" in result.stderr
     assert "Traceback" not in result.stderr
-    small = run_module("tools/profile_blocks.py", "--image_size=16")
     assert small.returncode != 0
     assert "profile_blocks: --image_size=16; expected at least 32." in small.stderr
     assert "Traceback" not in small.stderr

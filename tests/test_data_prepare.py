@@ -10,7 +10,7 @@ import av
 import tensorflow as tf
 
 from tvn_tf.data import records
-from tests.isolated import run_module, start_module
+from tests.isolated import run_module, run_module_cases, start_module
 from tests.video_fixtures import make_tree, write_index_video, write_truncated
 
 
@@ -143,30 +143,24 @@ def test_prepare_writes_records_manifest_and_resumes(tmp_path):
 def test_prepare_rejects_bad_flags(tmp_path):
     videos = tmp_path / "UCF"
     make_tree(videos, classes=("A",), groups=(1,), clips=1, num_frames=4)
-    result = _run(
-        "prepare_ucf50.py",
-        f"--input_dir={tmp_path / 'missing'}",
-        f"--output_dir={tmp_path / 'out'}",
-    )
-    assert result.returncode != 0 and "is not a directory" in result.stderr
-    result = _run("prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={videos / 'out'}")
-    assert result.returncode != 0 and "inside --input_dir" in result.stderr
-    assert not (videos / "out").exists()
     out = tmp_path / "out"
-    assert (
-        _run(
-            "prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={out}", "--workers=1"
-        ).returncode
-        == 0
-    )
-    result = _run(
-        "prepare_ucf50.py",
-        f"--input_dir={videos}",
-        f"--output_dir={out}",
-        "--workers=1",
-        "--short_side=64",
-    )
-    assert result.returncode != 0 and "short_side" in result.stderr
+    done = _run("prepare_ucf50.py", f"--input_dir={videos}", f"--output_dir={out}", "--workers=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cases = [  # (flags, what the error says), all run in one child process.
+        (
+            [f"--input_dir={tmp_path / 'missing'}", f"--output_dir={tmp_path / 'new'}"],
+            "is not a directory",
+        ),
+        ([f"--input_dir={videos}", f"--output_dir={videos / 'out'}"], "inside --input_dir"),
+        (
+            [f"--input_dir={videos}", f"--output_dir={out}", "--workers=1", "--short_side=64"],
+            "short_side",
+        ),
+    ]
+    results = run_module_cases("tools/prepare_ucf50.py", [flags for flags, _ in cases])
+    for result, (_, expected) in zip(results, cases):
+        assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
+    assert not (videos / "out").exists() and not (tmp_path / "new").exists()
 
 
 def test_make_demo_data_layout_and_codec(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.isolated import ENV, start_module
+from tests.isolated import ENV, run_module_cases, start_module
 from tvn_tf import export as export_lib
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.deploy import tflite
@@ -248,38 +248,95 @@ def test_int8_needs_representative_clips(tmp_path):
         tflite.convert(str(tmp_path), "int8")
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--model_dir=/nonexistent/run"], "/nonexistent/run: not a model directory"),
-        (["--variants=float32,float64"], "--variants: unknown 'float64'"),
-        (["--data_dir=/nonexistent/data"], "--data_dir=/nonexistent/data: no such directory"),
-    ],
-)
-def test_bad_input_exits_with_one_clear_message_and_writes_nothing(
-    args, message, tmp_path, trained_model_dir, export_data, run_module
-):
-    output = tmp_path / "out"
+# Export runs refused before any work, each in a folder of its own (`refusals`).
+BAD_INPUT = [
+    (["--model_dir=/nonexistent/run"], "/nonexistent/run: not a model directory"),
+    (["--variants=float32,float64"], "--variants: unknown 'float64'"),
+    (["--data_dir=/nonexistent/data"], "--data_dir=/nonexistent/data: no such directory"),
+]
+MODEL_DIR_TARGETS = ["run", "runs", "link"]
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory, trained_model_dir, export_data):
+    """The export binary's refusals, all run in one child process.
+
+    Each fails within a second of TensorFlow's import (6-7 s), which one child
+    pays once (`isolated.run_module_cases`). Returns `{case: (result, folder)}`;
+    each case's folder holds what it was given, to check nothing changed.
+    """
+    root = tmp_path_factory.mktemp("refusals")
+    cases = {}
+
+    def folder(name):
+        path = root / name
+        path.mkdir()
+        return path
+
     defaults = {"--model_dir": trained_model_dir, "--data_dir": export_data}
-    given = {a.split("=")[0] for a in args}
-    full = args + [f"{k}={v}" for k, v in defaults.items() if k not in given]
-    result = run_module("tvn_tf.export", f"--output_dir={output}", *full)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not os.path.exists(output) and os.listdir(tmp_path) == []
-
-
-def test_existing_output_dir_needs_overwrite(tmp_path, trained_model_dir, export_data, run_module):
-    (tmp_path / "out").mkdir()
-    result = run_module(
-        "tvn_tf.export",
-        f"--model_dir={trained_model_dir}",
-        f"--output_dir={tmp_path / 'out'}",
-        f"--data_dir={export_data}",
+    for i, (args, _) in enumerate(BAD_INPUT):
+        given = {a.split("=")[0] for a in args}
+        full = args + [f"{k}={v}" for k, v in defaults.items() if k not in given]
+        cases[f"bad_input{i}"] = (
+            folder(f"bad_input{i}"),
+            [f"--output_dir={root / f'bad_input{i}' / 'out'}", *full],
+        )
+    exists = folder("exists")
+    (exists / "out").mkdir()
+    cases["exists"] = (
+        exists,
+        [
+            f"--model_dir={trained_model_dir}",
+            f"--output_dir={exists / 'out'}",
+            f"--data_dir={export_data}",
+        ],
     )
+    for target in MODEL_DIR_TARGETS:
+        base = folder(f"target_{target}")
+        run = _copy_of_the_run(base, trained_model_dir)
+        (base / "link").symlink_to(run)  # The same folder by another name.
+        output = {"run": run, "runs": run.parent, "link": base / "link"}[target]
+        cases[f"target_{target}"] = (
+            base,
+            [
+                f"--model_dir={run}",
+                f"--output_dir={output}",
+                f"--data_dir={export_data}",
+                "--overwrite",
+            ],
+        )
+    for under in (False, True):
+        base = folder(f"file_{under}")
+        file = base / "notes.txt"
+        file.write_text("keep me")
+        output = file / "export" if under else file
+        cases[f"file_{under}"] = (
+            base,
+            [
+                f"--model_dir={trained_model_dir}",
+                f"--output_dir={output}",
+                f"--data_dir={export_data}",
+                "--overwrite",
+            ],
+        )
+    results = run_module_cases("tvn_tf.export", [args for _, args in cases.values()])
+    return {name: (result, base) for (name, (base, _)), result in zip(cases.items(), results)}
+
+
+@pytest.mark.parametrize("index", range(len(BAD_INPUT)), ids=[m for _, m in BAD_INPUT])
+def test_bad_input_exits_with_one_clear_message_and_writes_nothing(index, refusals):
+    result, base = refusals[f"bad_input{index}"]
+    assert result.returncode != 0
+    assert BAD_INPUT[index][1] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(base) == []
+
+
+def test_existing_output_dir_needs_overwrite(refusals):
+    result, base = refusals["exists"]
     assert result.returncode != 0
     assert "exists; pass --overwrite" in result.stderr
+    assert os.listdir(base / "out") == []
 
 
 def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch, trained_model_dir, export_data):
@@ -337,48 +394,29 @@ def _copy_of_the_run(tmp_path, trained_model_dir):
     return run
 
 
-@pytest.mark.parametrize("target", ["run", "runs", "link"])
-def test_output_dir_that_is_or_holds_the_model_dir_is_refused(
-    target, tmp_path, trained_model_dir, export_data, run_module
-):
-    run = _copy_of_the_run(tmp_path, trained_model_dir)
-    (tmp_path / "link").symlink_to(run)  # The same folder by another name.
-    before = sorted(os.listdir(run))
-    output = {"run": run, "runs": run.parent, "link": tmp_path / "link"}[target]
-    result = run_module(
-        "tvn_tf.export",
-        f"--model_dir={run}",
-        f"--output_dir={output}",
-        f"--data_dir={export_data}",
-        "--overwrite",
-    )
+@pytest.mark.parametrize("target", MODEL_DIR_TARGETS)
+def test_output_dir_that_is_or_holds_the_model_dir_is_refused(target, refusals, trained_model_dir):
+    result, base = refusals[f"target_{target}"]
+    run = base / "runs" / "run"
+    output = {"run": run, "runs": run.parent, "link": base / "link"}[target]
     assert result.returncode != 0
     assert f"--output_dir={output} is or contains --model_dir" in result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(os.listdir(run)) == before
+    assert sorted(os.listdir(run)) == sorted(os.listdir(trained_model_dir))
 
 
 @pytest.mark.parametrize("under", [False, True])
-def test_output_dir_that_is_a_file_or_under_one_gets_one_line(
-    under, tmp_path, trained_model_dir, export_data, run_module
-):
-    file = tmp_path / "notes.txt"
-    file.write_text("keep me")
+def test_output_dir_that_is_a_file_or_under_one_gets_one_line(under, refusals):
+    result, base = refusals[f"file_{under}"]
+    file = base / "notes.txt"
     output = file / "export" if under else file
-    result = run_module(
-        "tvn_tf.export",
-        f"--model_dir={trained_model_dir}",
-        f"--output_dir={output}",
-        f"--data_dir={export_data}",
-        "--overwrite",
-    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     # One line of ours (TensorFlow prints its start-up notes before it).
     ours = [line for line in result.stderr.splitlines() if line.startswith("export:")]
     assert len(ours) == 1 and ours[0].startswith(f"export: --output_dir={output}"), ours
     assert result.stderr.strip().splitlines()[-1] == ours[0]
-    assert file.read_text() == "keep me" and os.listdir(tmp_path) == ["notes.txt"]
+    assert file.read_text() == "keep me" and os.listdir(base) == ["notes.txt"]
 
 
 def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(

@@ -13,7 +13,7 @@ import os
 import optuna
 import pytest
 
-from tests.isolated import run_module, run_python, start_module
+from tests.isolated import run_module, run_module_cases, run_python, start_module
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.search import engine
 from tvn_tf.search import space as space_lib
@@ -164,18 +164,20 @@ def test_bad_input_is_one_line_and_leaves_the_study_alone(tiny_data, tournament,
     db = os.path.join(model_dir, engine.STUDY_DB)
     count, mtime = len(trials_of(model_dir)), os.path.getmtime(db)
     other = [f for f in flags if not f.startswith("--population")] + ["--population=4"]
-    one_line_error(search(*other), "other settings", "population")
-    one_line_error(search(*flags, "--data_dir=" + str(tmp_path / "nowhere")), "--data_dir")
-    assert len(trials_of(model_dir)) == count and os.path.getmtime(db) == mtime
     fresh = str(tmp_path / "fresh")
-    one_line_error(
-        search(*tiny_flags(tiny_data["records"], fresh, "--storage=redis://x")), "--storage"
-    )
-    one_line_error(
-        search(*tiny_flags(tiny_data["records"], fresh, "--storage=postgresql://u@127.0.0.1:1/db")),
-        "--storage",
-        "cannot open",
-    )
+    cases = [  # (arguments, words of the one line), all run in one child process.
+        (other, ["other settings", "population"]),
+        ([*flags, "--data_dir=" + str(tmp_path / "nowhere")], ["--data_dir"]),
+        (tiny_flags(tiny_data["records"], fresh, "--storage=redis://x"), ["--storage"]),
+        (
+            tiny_flags(tiny_data["records"], fresh, "--storage=postgresql://u@127.0.0.1:1/db"),
+            ["--storage", "cannot open"],
+        ),
+    ]
+    results = run_module_cases("tvn_tf.search", [["--noprogress", *a] for a, _ in cases])
+    for result, (_, words) in zip(results, cases):
+        one_line_error(result, *words)
+    assert len(trials_of(model_dir)) == count and os.path.getmtime(db) == mtime
     assert not os.path.exists(fresh)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.isolated import run_module, start_module
+from tests.isolated import run_module, run_module_cases, start_module
 from tvn_tf.training import metrics as metrics_lib
 from tvn_tf.training import optimization
 
@@ -298,50 +298,51 @@ def test_avi_tree_trains_directly(tiny_data, tmp_path):
     assert json.loads((tmp_path / "avi" / "metrics.json").read_text())["step"] == 2
 
 
-@pytest.mark.parametrize(
-    "case, expected",
-    [
-        ("missing_data", "--data_dir=/nonexistent/videos: no such directory"),
-        ("empty_data", ": no videos found"),
-        ("fewer_classes", "--num_classes=10 but --data_dir="),
-        (
-            "no_such_fold",
-            "--split=logo over the 5 groups of --data_dir: fold must be in [1, 5], got 9",
-        ),
-        ("bad_batch", "--batch_size=0"),
-        ("bad_clips_per_video", "--train_clips_per_video=0"),
-        ("bad_dropout", "train: --dropout_rate=1.0; expected a number in [0, 1)."),
-        ("tiny_image_size", "train: --image_size=16; expected at least 32."),
-        ("bad_precision", "--mixed_precision"),
-        (
-            "bad_multiplier",
-            "--learning_rate_multipliers=block0:0.1,block4:0.5: bad entry 'block4:0.5'; "
-            "expected distinct BLOCK:FACTOR with BLOCK in block0..block3",
-        ),
-        (
-            "multiplier_with_adam",
-            "--learning_rate_multipliers with --optimizer=adamw: it scales gradients",
-        ),
-        (
-            "bad_aux_classifier",
-            "--aux_classifiers=block0_0,block9_0: block9_0 not in tvn1_w0.25_32px; expected "
-            "distinct names from block0_0, block0_1, block1_0, block2_0, block2_1, block3_0, "
-            "block3_1.",
-        ),
-        ("validation_under_all", "--num_validation_groups=1 with --split=all"),
-        ("warmup_too_long", "--warmup_epochs=1 is 6 steps, not shorter than the whole run (2"),
-        ("empty_test_group", "the test groups [4] have no videos in --data_dir="),
-        ("damaged_test_shard", "g04-00000-of-00001.tfrecord: damaged TFRecord shard (corrupted"),
-        ("unreadable_avis", "none of the 48 videos of groups [1, 2, 3, 5] can be decoded"),
-        (
-            "other_model",
-            "holds a different model (architecture: tvn1_w0.25_32px at 32px vs "
-            "tvn1_w0.5_32px at 32px)",
-        ),
-    ],
-)
-def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
-    data, model_dir = tiny_data["records"], tmp_path / "run"
+# Train binary cases that must fail with one line (`test_bad_input_stops_with_one_line`).
+BAD_INPUT = [
+    ("missing_data", "--data_dir=/nonexistent/videos: no such directory"),
+    ("empty_data", ": no videos found"),
+    ("fewer_classes", "--num_classes=10 but --data_dir="),
+    (
+        "no_such_fold",
+        "--split=logo over the 5 groups of --data_dir: fold must be in [1, 5], got 9",
+    ),
+    ("bad_batch", "--batch_size=0"),
+    ("bad_clips_per_video", "--train_clips_per_video=0"),
+    ("bad_dropout", "train: --dropout_rate=1.0; expected a number in [0, 1)."),
+    ("tiny_image_size", "train: --image_size=16; expected at least 32."),
+    ("bad_precision", "--mixed_precision"),
+    (
+        "bad_multiplier",
+        "--learning_rate_multipliers=block0:0.1,block4:0.5: bad entry 'block4:0.5'; "
+        "expected distinct BLOCK:FACTOR with BLOCK in block0..block3",
+    ),
+    (
+        "multiplier_with_adam",
+        "--learning_rate_multipliers with --optimizer=adamw: it scales gradients",
+    ),
+    (
+        "bad_aux_classifier",
+        "--aux_classifiers=block0_0,block9_0: block9_0 not in tvn1_w0.25_32px; expected "
+        "distinct names from block0_0, block0_1, block1_0, block2_0, block2_1, block3_0, "
+        "block3_1.",
+    ),
+    ("validation_under_all", "--num_validation_groups=1 with --split=all"),
+    ("warmup_too_long", "--warmup_epochs=1 is 6 steps, not shorter than the whole run (2"),
+    ("empty_test_group", "the test groups [4] have no videos in --data_dir="),
+    ("damaged_test_shard", "g04-00000-of-00001.tfrecord: damaged TFRecord shard (corrupted"),
+    ("unreadable_avis", "none of the 48 videos of groups [1, 2, 3, 5] can be decoded"),
+    (
+        "other_model",
+        "holds a different model (architecture: tvn1_w0.25_32px at 32px vs tvn1_w0.5_32px at 32px)",
+    ),
+]
+
+
+def _bad_input_flags(case, tiny_data, folder):
+    """The flags (and files under `folder`) of one `BAD_INPUT` case."""
+    folder.mkdir()
+    data, model_dir = tiny_data["records"], folder / "run"
     extra = {
         "fewer_classes": ["--num_classes=10"],
         "no_such_fold": ["--fold=9"],
@@ -357,19 +358,19 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
         "warmup_too_long": ["--train_steps=2"],  # 48 training videos: 6 steps an epoch
     }
     if case == "empty_test_group":  # Groups 1, 2, 3, 5: the test group 4 is a gap.
-        data = tmp_path / "videos"
+        data = folder / "videos"
         shutil.copytree(
             tiny_data["videos"], data, ignore=lambda d, names: [n for n in names if "_g04_" in n]
         )
     elif case == "damaged_test_shard":  # Test group 4: met only after training, unchecked.
-        data = tmp_path / "records"
+        data = folder / "records"
         shutil.copytree(tiny_data["records"], data)
         shard = data / "g04-00000-of-00001.tfrecord"
         damaged = bytearray(shard.read_bytes())
         damaged[len(damaged) // 2] ^= 0xFF
         shard.write_bytes(damaged)
     elif case == "unreadable_avis":  # A UCF50 tree of garbage: skipped forever, before.
-        data = tmp_path / "videos"
+        data = folder / "videos"
         for path in glob.glob(f"{tiny_data['videos']}/*/*.avi"):
             target = data / os.path.relpath(path, tiny_data["videos"])
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -378,7 +379,7 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
     if case == "missing_data":
         data = "/nonexistent/videos"
     elif case == "empty_data":
-        data = tmp_path / "empty"
+        data = folder / "empty"
         data.mkdir()
     elif case == "other_model":
         model_dir.mkdir()
@@ -396,7 +397,26 @@ def test_bad_input_stops_with_one_line(case, expected, tiny_data, tmp_path):
     flags = base_flags(data, model_dir, *extra.get(case, []))
     if case == "other_model":
         flags.remove("--width_multiplier=0.25")
-    result = train(*flags, timeout=120)
+    return flags
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(tiny_data, tmp_path_factory):
+    """Every `BAD_INPUT` case run by the train binary, all in one child process.
+
+    Each fails within seconds of TensorFlow's import (6-7 s), which one child pays
+    once (`isolated.run_module_cases`); `test_truncated_train_config_is_named`
+    runs its case as a process of its own.
+    """
+    root = tmp_path_factory.mktemp("bad_input")
+    cases = [_bad_input_flags(case, tiny_data, root / case) for case, _ in BAD_INPUT]
+    results = run_module_cases("tvn_tf.train", cases, timeout=600)
+    return {case: result for (case, _), result in zip(BAD_INPUT, results)}
+
+
+@pytest.mark.parametrize("case, expected", BAD_INPUT)
+def test_bad_input_stops_with_one_line(case, expected, bad_input_results):
+    result = bad_input_results[case]
     assert result.returncode != 0, result.stderr[-2000:]
     assert expected in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -443,41 +463,55 @@ def _one_line_error(result, binary, expected):
     assert len(result.stderr.splitlines()) < 20, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize(
-    "flags, expected",
-    [
-        (
-            ["--fold=3"],
-            "was trained with --split=logo --fold=4 --num_validation_groups=0 (test groups "
-            "[4]); this run asks for --split=logo --fold=3 --num_validation_groups=0 (test "
-            "groups [3])",
-        ),
-        (
-            ["--num_validation_groups=1"],
-            "this run asks for --split=logo --fold=4 --num_validation_groups=1 (test groups [4])",
-        ),
-        (
-            ["--optimizer=rmsprop"],
-            "does not fit this run (--optimizer=rmsprop (the run's: momentum))",
-        ),
-        (
-            ["--mixed_precision=mixed_float16"],
-            "--mixed_precision=mixed_float16 (the run's: float32)",
-        ),
-        (
-            ["--aux_classifiers=block0_0,block1_0"],
-            "--aux_classifiers=block0_0,block1_0 (the run's: none)",
-        ),
-    ],
-)
-def test_rerun_that_does_not_fit_the_run_is_refused_before_writing(
-    flags, expected, tiny_data, trained_run, tmp_path
-):
-    model_dir = _copy_run(trained_run, tmp_path)
-    before = {p: p.read_bytes() for p in model_dir.glob("*.json")}
-    result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS, *flags), timeout=120)
-    _one_line_error(result, "train", expected)
-    assert {p: p.read_bytes() for p in model_dir.glob("*.json")} == before
+# Reruns on a finished run that ask for something else (`test_rerun_that_does_not_fit_...`).
+RERUNS = [
+    (
+        ["--fold=3"],
+        "was trained with --split=logo --fold=4 --num_validation_groups=0 (test groups "
+        "[4]); this run asks for --split=logo --fold=3 --num_validation_groups=0 (test "
+        "groups [3])",
+    ),
+    (
+        ["--num_validation_groups=1"],
+        "this run asks for --split=logo --fold=4 --num_validation_groups=1 (test groups [4])",
+    ),
+    (
+        ["--optimizer=rmsprop"],
+        "does not fit this run (--optimizer=rmsprop (the run's: momentum))",
+    ),
+    (
+        ["--mixed_precision=mixed_float16"],
+        "--mixed_precision=mixed_float16 (the run's: float32)",
+    ),
+    (
+        ["--aux_classifiers=block0_0,block1_0"],
+        "--aux_classifiers=block0_0,block1_0 (the run's: none)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def rerun_results(tiny_data, trained_run, tmp_path_factory):
+    """Each `RERUNS` case on its own copy of `trained_run`, all in one child process.
+
+    Returns, per case, the result, the copy, and the copy's JSON files before the rerun.
+    """
+    root = tmp_path_factory.mktemp("reruns")
+    runs = [shutil.copytree(trained_run, root / str(i) / "run") for i in range(len(RERUNS))]
+    before = [{p: p.read_bytes() for p in run.glob("*.json")} for run in runs]
+    cases = [
+        base_flags(tiny_data["records"], run, *RUN_FLAGS, *flags)
+        for run, (flags, _) in zip(runs, RERUNS)
+    ]
+    results = run_module_cases("tvn_tf.train", cases, timeout=600)
+    return list(zip(results, runs, before))
+
+
+@pytest.mark.parametrize("index", range(len(RERUNS)), ids=[f[0] for f, _ in RERUNS])
+def test_rerun_that_does_not_fit_the_run_is_refused_before_writing(index, rerun_results):
+    result, run, before = rerun_results[index]
+    _one_line_error(result, "train", RERUNS[index][1])
+    assert {p: p.read_bytes() for p in run.glob("*.json")} == before
 
 
 def test_truncated_train_config_is_named(tiny_data, trained_run, tmp_path):
