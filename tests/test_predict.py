@@ -11,6 +11,7 @@ import pytest
 from tvn_tf import predict
 from tvn_tf.data import demo_data
 from tvn_tf.data import video
+from tests.isolated import run_module_cases
 from tests.video_fixtures import write_rotated_mp4
 
 
@@ -105,17 +106,19 @@ def test_a_missing_model_is_named(avi, tmp_path, run_module):
 
 
 @pytest.mark.parametrize("binary", ["predict", "benchmark"])
-def test_the_old_model_flag_still_works_with_one_warning_line(avi, tmp_path, binary, run_module):
+def test_the_old_model_flag_still_works_with_one_warning_line(avi, tmp_path, binary):
     path = f"{tmp_path}/nope.tflite"
     video = [avi] if binary == "predict" else []
-    result = run_module(f"tvn_tf.{binary}", *video, f"--model={path}")
+    result, both = run_module_cases(
+        f"tvn_tf.{binary}",
+        [[*video, f"--model={path}"], [*video, f"--model={path}", f"--model_path={path}"]],
+    )
     warnings = [line for line in result.stderr.splitlines() if "--model is deprecated" in line]
     assert warnings == [
         f"{binary}: warning: --model is deprecated here (it names an architecture in train); "
         f"use --model_path={path}."
     ]
     assert result.returncode != 0 and f"--model_path={path}" in result.stderr  # It was used.
-    both = run_module(f"tvn_tf.{binary}", *video, f"--model={path}", f"--model_path={path}")
     assert both.returncode != 0 and "give --model_path alone" in both.stderr
 
 
