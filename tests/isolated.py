@@ -187,8 +187,9 @@ def run_module_cases(
     and each case gets its own stdout and stderr (file descriptors, so
     TensorFlow's native lines too) and exit status, as `python -m MODULE ARGS`
     would end with them: `sys.exit("message")` prints the message and gives 1.
-    Use it for cases that fail before any work; a run that trains or is killed
-    belongs in its own process (`run_module`, `start_module`).
+    Use it for cases that end in a refusal within seconds; a run whose
+    training, kill or resume is under test belongs in its own process
+    (`run_module`, `start_module`).
 
     Args:
       module: The binary, with a `main(argv)` for `app.run`: a module

@@ -404,9 +404,10 @@ def _bad_input_flags(case, tiny_data, folder):
 def bad_input_results(tiny_data, tmp_path_factory):
     """Every `BAD_INPUT` case run by the train binary, all in one child process.
 
-    Each fails within seconds of TensorFlow's import (6-7 s), which one child pays
-    once (`isolated.run_module_cases`); `test_truncated_train_config_is_named`
-    runs its case as a process of its own.
+    Each ends in a refusal within seconds of TensorFlow's import (6-7 s), which
+    one child pays once (`isolated.run_module_cases`); `damaged_test_shard` trains
+    before its refusal. `test_truncated_train_config_is_named` runs its case as a
+    process of its own.
     """
     root = tmp_path_factory.mktemp("bad_input")
     cases = [_bad_input_flags(case, tiny_data, root / case) for case, _ in BAD_INPUT]
