@@ -150,6 +150,7 @@ def export_dir(tmp_path_factory, worker_id, trained_model_dir, export_data) -> s
             "--split=logo",
             "--fold=1",
             "--calibration_clips=16",
+            "--augmented_calibration_clips=8",
             "--eval_clips=3",
         )
         assert result.returncode == 0, result.stderr[-3000:]

@@ -143,10 +143,23 @@ def test_each_variant_runs_in_the_interpreter_like_keras(out, keras_model, varia
 def test_int8_variant_computes_in_int8(out):
     from ai_edge_litert.interpreter import Interpreter
 
+    from tvn_tf.deploy import quantization
+
     interpreter = Interpreter(model_path=os.path.join(out, "model_int8.tflite"))
     convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
-    assert convs and all(details[op["inputs"][0]]["dtype"] == np.int8 for op in convs)
+    # Every convolution computes in int8 but those `auto` kept in float (the tail's).
+    float_layers = json.load(open(os.path.join(out, "parity.json")))["int8"]["float_layers"]
+    dtypes = {
+        quantization.short_name(details[op["outputs"][0]]["name"]): details[op["inputs"][0]][
+            "dtype"
+        ]
+        for op in convs
+    }
+    assert len(dtypes) == len(convs)
+    int8 = [name for name in dtypes if name not in float_layers]
+    assert len(int8) > len(convs) / 2 and {dtypes[name] for name in int8} == {np.int8}
+    assert {dtypes[name] for name in dtypes if name in float_layers} <= {np.float32}
     assert interpreter.get_input_details()[0]["dtype"] == np.float32  # Float I/O.
 
 
@@ -598,13 +611,13 @@ def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
     )
     assert (chosen, narrow, [cut for _, cut, _ in trace]) == (["logits"], True, [True])
     chosen, narrow, trace = quantization.choose_denylist(
-        analysis, clips, reference, target_agreement=1.01, max_float_layers=1
+        analysis, clips, reference, target_agreement=1.01, max_added_layers=0
     )
     assert [(count, cut) for count, cut, _ in trace] == [(1, True), (1, False)]
     (_, _, cut_score), (_, _, uncut_score) = trace
     assert narrow == (cut_score >= uncut_score)
     _, narrow, trace = quantization.choose_denylist(
-        analysis, clips, reference, target_agreement=1.01, max_float_layers=1, try_uncut=False
+        analysis, clips, reference, target_agreement=1.01, max_added_layers=0, try_uncut=False
     )
     assert narrow and [(count, cut) for count, cut, _ in trace] == [(1, True)]
 
@@ -651,15 +664,55 @@ def test_auto_denylist_always_keeps_the_classifier_and_stops_at_the_target(analy
     assert chosen == ["logits"] and narrow and trace == [(1, tries == 2, trace[0][2])]
     # An unreachable target tries every candidate after it, keeping the best.
     chosen, narrow, trace = quantization.choose_denylist(
-        analysis, clips, reference, target_agreement=1.01, max_float_layers=3
+        analysis, clips, reference, target_agreement=1.01, max_added_layers=2
     )
     assert [count for count, _, _ in trace] == [c for c in (1, 2, 3) for _ in range(tries)]
     assert chosen[:1] == ["logits"]
-    # No candidates allowed: the fully quantized model.
+    # The tail is in every model tried, with the classifier.
+    tail = quantization.tail_layers(analysis)
     chosen, narrow, trace = quantization.choose_denylist(
-        analysis, clips, reference, target_agreement=1.01, max_float_layers=0
+        analysis, clips, reference, tail=tail, target_agreement=1.01, max_added_layers=0
     )
-    assert chosen == [] and [count for count, _, _ in trace] == [0] * tries
+    assert (
+        chosen == ["logits", *tail] and [count for count, _, _ in trace] == [1 + len(tail)] * tries
+    )
+
+
+def test_auto_keeps_the_tail_in_float_but_for_the_gate_convolutions(analysis, keras_model):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tvn_tf.deploy import quantization
+
+    analysis, clips = analysis
+    ops = {layer.layer: layer.op for layer in analysis.layers}
+    last = [name for name in ops if name.startswith("block4_0/")]  # The last block application.
+    gate_convolutions = [
+        name for name in last if name.split("/")[1] == "squeeze_excite" and ops[name] == "CONV_2D"
+    ]
+    assert len(gate_convolutions) == 2  # Squeeze and excite.
+    tail = quantization.tail_layers(analysis)
+    head = [name for name in ops if name.startswith("head/")]
+    expected = [name for name in last if name not in gate_convolutions] + head
+    assert sorted(tail) == sorted(expected)
+    model, _ = keras_model
+    assert 0 < quantization.tail_flops_share(model) < quantization.MAX_TAIL_FLOPS_SHARE
+
+    data = analysis.quantized_model(["logits", *tail])
+    interpreter = Interpreter(model_content=data)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convolutions = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    # The gate convolutions are int8, the last one of the network; every
+    # other op of the tail computes in float.
+    *_, squeeze, excite = convolutions
+    assert [details[op["inputs"][1]]["dtype"] for op in (squeeze, excite)] == [np.int8] * 2
+    names = tflite.op_names(data)
+    assert names.count("DEQUANTIZE") == 2 and names.count("QUANTIZE") == 2  # One pair inside.
+    # The last block's average pooling runs in float, in XNNPACK; an int8 one would not.
+    _, fallback = tflite.delegation(data)
+    _, fallback_int8 = tflite.delegation(analysis.quantized_model(["logits"]))
+    assert fallback.count("AVERAGE_POOL_2D") == fallback_int8.count("AVERAGE_POOL_2D") - 1
+    reference = model(clips, training=False).numpy()
+    np.testing.assert_allclose(tflite.TFLiteRunner(data)(clips), reference, atol=1.0)
 
 
 def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):
@@ -694,14 +747,26 @@ def test_auto_denylist_is_judged_on_clips_the_calibration_did_not_use(
 
     dataset = data_lib.load_dataset(data_lib.DataConfig(data_dir=export_data, fold=1))
     spec = model_dir_lib.read_spec(trained_model_dir)
-    options = export_lib.ExportOptions(variants=("int8",), calibration_clips=6, parity_clips=2)
+    options = export_lib.ExportOptions(
+        variants=("int8",), calibration_clips=6, parity_clips=2, augmented_calibration_clips=4
+    )
     loaded = export_lib.load_clips(dataset, spec, options)
-    assert loaded.calibration.shape == loaded.selection.shape == (6, 4, 32, 32, 3)
+    assert loaded.selection.shape == (6, 4, 32, 32, 3) and loaded.num_augmented == 4
+    assert loaded.calibration.shape == (10, 4, 32, 32, 3)
     calibration = {clip.tobytes() for clip in loaded.calibration}
-    assert len(calibration) == 6
+    assert len(calibration) == 10
     assert not calibration & {clip.tobytes() for clip in loaded.selection}
+    # The augmented clips are drawn as training draws them, the same ones each export.
+    augmented = loaded.calibration[6:]
+    np.testing.assert_array_equal(
+        augmented, export_lib.load_clips(dataset, spec, options).calibration[6:]
+    )
+    spread = {clip.tobytes() for clip in loaded.calibration[:6]}
+    assert not spread & {clip.tobytes() for clip in augmented}
     # Without auto (or without an int8 variant) no selection clips are decoded.
-    fixed = export_lib.ExportOptions(variants=("int8",), int8_denylist="none", calibration_clips=6)
+    fixed = export_lib.ExportOptions(
+        variants=("int8",), int8_denylist="none", calibration_clips=6, augmented_calibration_clips=0
+    )
     assert export_lib.load_clips(dataset, spec, fixed).selection is None
 
 
@@ -725,6 +790,7 @@ def test_unknown_denylist_layer_gives_one_clear_message(
         "--variants=int8",
         "--int8_denylist=logits,block9/nothing,block9/*",
         "--calibration_clips=2",
+        "--augmented_calibration_clips=2",
         "--parity_clips=2",
     )
     assert result.returncode != 0

@@ -3,6 +3,7 @@
     python tools/bench_int8.py [--work_dir=runs/bench_int8] [--weak_epochs=6]
                                [--weak_seeds=1,2,3] [--confident_epochs=30]
                                [--int8_denylist=auto] [--eval_clips=16]
+                               [--reuse_exports]
 
 Trains the demo recipe (`flags/demo.cfg`, its data and split; the demo data
 must be prepared first, as in the README's first command) short, once per
@@ -26,10 +27,10 @@ are too few to judge a 98% bar.
 
 Latency is measured on TVN-1 at its native 224x224 (2 threads, batch 1,
 `--latency_runs`, one model after the other in alternating rounds, medians):
-every variant, int8 both fully quantized and with the layers either model
-kept in float (one model, timed once, when neither kept any), all converted
-from one model with random weights calibrated on random clips (the weights
-do not change the time). Any op that falls back from XNNPACK is printed. A
+every variant, int8 both fully quantized and with the layers any model
+kept in float (`layers_at_224`; one model, timed once, when none kept any),
+all converted from one model with random weights calibrated on random clips
+(the weights do not change the time). Any op that falls back from XNNPACK is printed. A
 markdown table of both (the README's export table) is printed before the
 JSON, and the int8 model's time per op type from LiteRT's profiler
 (`tvn_tf.deploy.op_profile`).
@@ -76,6 +77,12 @@ flags.DEFINE_string("int8_denylist", "auto", "Passed to tvn_tf.export.")
 flags.DEFINE_integer("latency_runs", 40, "Timed runs per model and round.", lower_bound=1)
 flags.DEFINE_integer("latency_rounds", 3, "Alternating rounds of the latency runs.", lower_bound=1)
 flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1)
+flags.DEFINE_bool(
+    "reuse_exports",
+    False,
+    "Reuse an export folder that already holds parity.json instead of exporting again "
+    "(to rerun the latency part only; export anew after changing the export code).",
+)
 flags.DEFINE_integer(
     "eval_clips",
     16,
@@ -117,6 +124,11 @@ def train_and_export(name: str, epochs: int, seed: int) -> dict:
         ("_int8_full", "int8", "none"),
     ):
         export_dir = os.path.join(FLAGS.work_dir, f"{name}_export{suffix}")
+        parity_path = os.path.join(export_dir, "parity.json")
+        if FLAGS.reuse_exports and os.path.exists(parity_path):
+            with open(parity_path) as f:
+                reports[suffix] = json.load(f)
+            continue
         _run(
             [
                 "-m",
@@ -131,11 +143,38 @@ def train_and_export(name: str, epochs: int, seed: int) -> dict:
                 "--overwrite",
             ]
         )
-        with open(os.path.join(export_dir, "parity.json")) as f:
+        with open(parity_path) as f:
             reports[suffix] = json.load(f)
     report = reports[""]
     report["int8_full"] = reports["_int8_full"]["int8"]
     return report
+
+
+def layers_at_224(analysis, float_layers: list[str]) -> list[str]:
+    """The demo models' float layers, as TVN-1 at 224 names them.
+
+    The converter names some fused ops differently at another resolution
+    (`block3_1/expand/bn/batchnorm/add_1` at 112 is
+    `block3_1/expand/conv/convolution1` at 224), so where the demo models
+    kept the tail (`quantization.tail_layers`), the 224 model's tail is kept;
+    other layers are kept where the 224 model has them.
+    """
+    from tvn_tf.deploy import quantization
+
+    names = {layer.layer for layer in analysis.layers}
+    tail = quantization.tail_layers(analysis)
+    tail_scopes = {layer.split("/")[0] for layer in tail}
+    kept = [layer for layer in float_layers if layer in names]
+    if any(layer.split("/")[0] in tail_scopes for layer in float_layers):
+        kept += [layer for layer in tail if layer not in kept]
+    missing = [
+        layer
+        for layer in float_layers
+        if layer not in names and layer.split("/")[0] not in tail_scopes
+    ]
+    if missing:
+        print(f"bench_int8: at 224 no layer named {', '.join(missing)}; timed in int8")
+    return kept
 
 
 def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
@@ -162,7 +201,7 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
         analysis = quantization.analyze(path, clips)
         models["int8_full"] = analysis.quantized_model(())
         if float_layers:
-            models["int8"] = analysis.quantized_model(float_layers)
+            models["int8"] = analysis.quantized_model(layers_at_224(analysis, float_layers))
     for name, data in models.items():
         _, fallback = tflite.delegation(data, FLAGS.threads)
         if fallback:
@@ -181,6 +220,18 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
     return latency, op_profile.describe(profile)
 
 
+def summarize(float_layers: list[str]) -> str:
+    """Float layers by their top scope: `logits, head, block3_1 (9 layers)`; `nothing`."""
+    scopes: dict[str, int] = {}
+    for layer in float_layers:
+        scope = layer.split("/")[0]
+        scopes[scope] = scopes.get(scope, 0) + 1
+    return (
+        ", ".join(f"{scope} ({n} layers)" if n > 1 else scope for scope, n in scopes.items())
+        or "nothing"
+    )
+
+
 def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: list[str]) -> str:
     """The README's export table: latency at 224 and agreement on the demo models."""
     from tvn_tf.deploy import parity
@@ -197,9 +248,8 @@ def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: 
         "float16": "float16",
         "dynamic_int8": "dynamic-range int8",
         "int8_full": "full int8, every layer",
-        "int8_before": f"full int8, {', '.join(float_layers) or 'nothing'} in float, "
-        "no bias correction",
-        "int8": f"full int8, {', '.join(float_layers) or 'nothing'} in float",
+        "int8_before": f"full int8, {summarize(float_layers)} in float, no bias correction",
+        "int8": f"full int8, {summarize(float_layers)} in float",
     }
 
     def agreement(report: dict, key: str) -> str:
@@ -207,8 +257,9 @@ def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: 
             before = report["int8"].get("top1_agreement_before_bias_correction")
             return "-" if before is None else f"{before:.1%}"
         text = f"{report[key]['top1_agreement']:.1%}"
-        if key == "int8":  # What export's --int8_denylist kept in float.
-            text += f" ({', '.join(report['int8']['float_layers']) or 'all int8'})"
+        layers = report["int8"]["float_layers"]
+        if key == "int8" and sorted(layers) != float_layers:  # Kept less than the row says.
+            text += f" ({summarize(layers) if layers else 'all int8'})"
         return text
 
     for key, label in names.items():

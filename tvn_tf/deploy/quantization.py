@@ -21,9 +21,11 @@ range to where the int8 sigmoid still changes (BUILD.md, "Full-int8 TFLite");
 Selective quantization keeps the layers named in a denylist (names, or
 patterns such as `block3_1/*`) in float (the debugger's `denylisted_nodes`);
 `choose_denylist` picks them for `--int8_denylist=auto`: always the
-classifier, then the worst layers by `rmse_over_scale`, added one at a time
-while the int8 model still disagrees with the float one on the selection
-clips, at most `max_float_layers` of them.
+classifier, and the network's tail (`tail_layers`: the head and the last
+block application but for its gate convolutions) where it is cheap, then the
+worst layers by `rmse_over_scale`, added one at a time while the int8 model
+still disagrees with the float one on the selection clips, at most
+`max_added_layers` of them.
 
 Bias correction (`correct_logit_bias`) then removes what int8 shifts
 systematically: each logit's mean shift on the calibration clips is taken
@@ -31,7 +33,8 @@ out of the classifier's bias.
 
     analysis = analyze(saved_model_dir, calibration_clips)
     write_report(analysis.layers, "quantization_report.csv")
-    denylist, narrow, _ = choose_denylist(analysis, selection_clips, reference_logits)
+    tail = tail_layers(analysis) if tail_flops_share(keras_model) <= MAX_TAIL_FLOPS_SHARE else []
+    denylist, narrow, _ = choose_denylist(analysis, selection_clips, reference_logits, tail=tail)
     data = analysis.quantized_model(denylist, narrow=narrow)
     offsets = analysis.logit_offsets(denylist, narrow)
 """
@@ -45,6 +48,7 @@ import fnmatch
 import io
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -58,6 +62,19 @@ REPORT_FIELDS = ("layer", "op", "rmse_over_scale", "share", "scale", "num_elemen
 # is within half a step of 0 or of 1.
 SIGMOID_SATURATION = math.log(511)
 _IN_RANGE_MSE = "mean_squared_error_in_range"
+
+# `tail_layers`: the scopes of a block's gates (`layers.TinyBlock`), whose
+# convolutions run on one pooled vector per clip, and the ops that hold weights.
+GATE_SCOPES = ("squeeze_excite", "context_gate")
+_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_BLOCK = re.compile(r"^block(\d+)_(\d+)/")
+# `auto` keeps the tail in float only where the last block application holds
+# at most this share of the model's FLOPs. TVN-1's holds 4.0%, and keeping it
+# in float (its gate convolutions int8) cost 8-9% over the fully quantized
+# model at 224 (2 threads, AMD EPYC with AVX-512 VNNI; BUILD.md): a float FLOP
+# took about 3 times an int8 one, so 5% should cost about 10%, inside the 15%
+# a user may pay for agreement.
+MAX_TAIL_FLOPS_SHARE = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,6 +569,53 @@ def correct_logit_bias(
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), offsets
 
 
+def tail_layers(analysis: Analysis) -> list[str]:
+    """The head and the last block application's layers, but for its gate convolutions.
+
+    Where int8 loses a weak model's decisions, the error is in the tail: the
+    last block's gates and pooled features feed the classifier directly, with
+    nothing after them to damp their rounding, and keeping any one op of that
+    path in float does not help (its output is quantized again for the next
+    int8 op); only the whole path does (BUILD.md, "Full-int8 TFLite"). The
+    last block runs on the fewest positions, so its convolutions are cheap
+    in float. Its gate convolutions (squeeze-excitation and context gate,
+    most of TVN-1's weights) run on one pooled vector per clip: a
+    matrix-vector product whose time is reading the weights, 4 times the
+    bytes in float, so they stay int8, each between a quantize and a
+    dequantize.
+
+    Returns:
+      Short layer names (`LayerError.layer`); empty when the model has no
+      block.
+    """
+    blocks = {
+        (int(m.group(1)), int(m.group(2))): m.group(0)
+        for m in (_BLOCK.match(layer.layer) for layer in analysis.layers)
+        if m
+    }
+    if not blocks:
+        return []
+    last = blocks[max(blocks)]
+    tail = []
+    for layer in analysis.layers:
+        if layer.layer.startswith("head/"):
+            tail.append(layer.layer)
+        elif layer.layer.startswith(last):
+            scope = layer.layer[len(last) :].split("/")[0]
+            if not (scope in GATE_SCOPES and layer.op in _WEIGHTED_OPS):
+                tail.append(layer.layer)
+    return tail
+
+
+def tail_flops_share(model) -> float:
+    """The last block application's share of a Keras TVN's forward FLOPs (`flops.count_flops`)."""
+    from tvn_tf.models import flops
+
+    count = flops.count_flops(model)
+    blocks = [f for name, f in count.per_layer if _BLOCK.match(name + "/")]
+    return blocks[-1] / count.forward if blocks and count.forward else 0.0
+
+
 def agreement(logits: np.ndarray, reference: np.ndarray) -> float:
     """Share of clips whose top-1 class in `logits` is the one in `reference`."""
     return float((np.argmax(logits, -1) == np.argmax(reference, -1)).mean())
@@ -562,8 +626,9 @@ def choose_denylist(
     clips: np.ndarray,
     reference: np.ndarray,
     *,
+    tail: Sequence[str] = (),
     target_agreement: float = 0.99,
-    max_float_layers: int = 4,
+    max_added_layers: int = 3,
     min_rmse_over_scale: float = 1.0,
     threads: int = 2,
     correct_bias: bool = True,
@@ -571,25 +636,27 @@ def choose_denylist(
 ) -> tuple[list[str], bool, list[tuple[int, bool, float]]]:
     """Picks the layers to keep in float, and the sigmoid ranges (`--int8_denylist=auto`).
 
-    Candidates, in order: the classifier (the layer whose output is the
-    logits), then the layers whose int8 error is above `min_rmse_over_scale`
-    steps, worst first. The classifier comes first because its rounding lands
-    on the logits themselves: one output step (the logit range / 255) flips
-    every clip whose two top logits are closer than that, which on a weak
-    model (small margins) is several percent of the clips, while each inner
-    layer's rounding is damped by the layers after it. Keeping it in float
-    costs one small matrix product and puts the only dequantize at the end.
+    Every model tried keeps the classifier (the layer whose output is the
+    logits) and `tail` in float; after them, the layers whose int8 error is
+    above `min_rmse_over_scale` steps, worst first, are added one at a time
+    while the int8 model's top-1 agreement with `reference` on `clips` is
+    under `target_agreement`, up to `max_added_layers`.
 
-    The classifier is always kept in float, whatever `clips` show: selection
-    clips are training clips, on which even a weak model is confident, so
-    int8 agrees there (100% on a weak demo model) while it flips held-out
-    clips. On all 1,280 held-out clips of each of five weak demo models, the
-    classifier in float raised agreement by 0.1 to 1.1 points, at no
-    measurable latency (BUILD.md, "Full-int8 TFLite");
-    `--int8_denylist=none` gives the fully quantized model. Further
-    candidates are added one at a time while the int8 model's top-1
-    agreement with `reference` on `clips` is under `target_agreement`, up to
-    `max_float_layers`.
+    The classifier is always kept in float, whatever `clips` show: its
+    rounding lands on the logits themselves (one output step, the logit
+    range / 255, flips every clip whose two top logits are closer than that,
+    several percent of a weak model's clips), while each inner layer's
+    rounding is damped by the layers after it. It costs one small matrix
+    product and puts the only dequantize at the end. Selection clips are
+    training clips, on which even a weak model is confident, so int8 agrees
+    there (100% on a weak demo model) while it flips held-out clips: on all
+    1,280 held-out clips of each of five weak demo models, the classifier in
+    float raised agreement by 0.1 to 1.1 points, at no measurable latency.
+    The tail (`tail_layers`) is kept for the same reason: on four demo models it
+    raised agreement on 1,280 held-out clips each, from 95.4-98.4% to
+    96.5-99.1% on three weak ones and left a confident one at 99.8%, while
+    the selection clips could not tell (BUILD.md, "Full-int8 TFLite").
+    `--int8_denylist=none` gives the fully quantized model.
 
     Each denylist is tried with the sigmoid inputs' ranges cut
     (`Analysis.narrowed`) and, if that is under the target and there is
@@ -603,11 +670,13 @@ def choose_denylist(
       analysis: From `analyze`.
       clips: Selection clips (training data, never the test clips).
       reference: The float model's logits on `clips`.
+      tail: Layers kept in float with the classifier in every model tried
+        (`tail_layers`, or none).
       target_agreement: Stop once agreement on `clips` reaches it.
-      max_float_layers: At most this many layers in float (0: none, not even
-        the classifier).
+      max_added_layers: At most this many layers added after the classifier
+        and `tail`.
       min_rmse_over_scale: Only layers with at least this much int8 error
-        (in quantization steps) are candidates after the classifier.
+        (in quantization steps) are added.
       threads: Interpreter threads.
       correct_bias: Judge each model with bias correction, as it will ship
         (`Analysis.quantized_model`).
@@ -621,21 +690,20 @@ def choose_denylist(
     """
     from tvn_tf.deploy import tflite
 
-    output = analysis.output_layer
-    candidates = [output] + [
+    base = [analysis.output_layer] + [x for x in tail if x != analysis.output_layer]
+    added = [
         layer.layer
         for layer in analysis.layers
-        if layer.rmse_over_scale >= min_rmse_over_scale and layer.layer != output
-    ]
-    candidates = candidates[:max_float_layers]
+        if layer.rmse_over_scale >= min_rmse_over_scale and layer.layer not in base
+    ][:max_added_layers]
     best, best_narrow, best_score = [], True, -1.0
     trace = []
-    for count in range(min(1, len(candidates)), len(candidates) + 1):
-        denylist = candidates[:count]
+    for count in range(len(added) + 1):
+        denylist = base + added[:count]
         for narrow in (True, False) if analysis.narrowed and try_uncut else (True,):
             data = analysis.quantized_model(denylist, correct_bias=correct_bias, narrow=narrow)
             score = agreement(tflite.TFLiteRunner(data, threads=threads)(clips), reference)
-            trace.append((count, narrow and bool(analysis.narrowed), score))
+            trace.append((len(denylist), narrow and bool(analysis.narrowed), score))
             if score > best_score:
                 best, best_narrow, best_score = denylist, narrow, score
             if score >= target_agreement:
