@@ -269,11 +269,11 @@ def augmented_clips(dataset, spec, count: int, seed: int = 0) -> np.ndarray:
     that clips of new videos (other groups: other people, light, framing)
     overrun. On a weak demo model whose held-out clips sat close to ties
     (13.6% within 0.1 logit), int8 agreed on 93.3% of them; with as many
-    augmented clips added to the calibration, 97.3% (98.1% with another
-    draw). The colour augmentation does it: its inputs reach past [-1, 1],
-    and the wider ranges they set downstream are the ones new videos use
-    (BUILD.md, "Augmented calibration"). The draw is fixed by `seed`: an
-    export is repeatable.
+    augmented clips added to the calibration, 97.3% (93.0-98.1% over four
+    draws: it helps on average, not reliably). The colour augmentation does
+    it: its inputs reach past [-1, 1], and the wider ranges they set
+    downstream are the ones new videos use (BUILD.md, "Augmented
+    calibration"). The draw is fixed by `seed`: an export is repeatable.
     """
     import numpy as np
 
