@@ -701,10 +701,11 @@ def test_auto_keeps_the_tail_in_float_but_for_the_gate_convolutions(analysis, ke
     interpreter = Interpreter(model_content=data)
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
     convolutions = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
-    # The gate convolutions are int8, the last one of the network; every
-    # other op of the tail computes in float.
-    *_, squeeze, excite = convolutions
+    # The gate convolutions (the network's last two) are int8; every other
+    # op of the tail computes in float.
+    *_, first, second, squeeze, excite = convolutions
     assert [details[op["inputs"][1]]["dtype"] for op in (squeeze, excite)] == [np.int8] * 2
+    assert [details[op["inputs"][0]]["dtype"] for op in (first, second)] == [np.float32] * 2
     names = tflite.op_names(data)
     assert names.count("DEQUANTIZE") == 2 and names.count("QUANTIZE") == 2  # One pair inside.
     # The last block's average pooling runs in float, in XNNPACK; an int8 one would not.
