@@ -17,6 +17,7 @@ from tvn_tf import export as export_lib
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.deploy import tflite
 from tvn_tf.data import preprocessing
+from tvn_tf.models import flops as flops_lib
 
 # Parity bounds on the small test model (logits of magnitude ~1-10): float
 # variants match to rounding, int8 weights move logits by a few percent.
@@ -266,6 +267,10 @@ BAD_INPUT = [
     (["--model_dir=/nonexistent/run"], "/nonexistent/run: not a model directory"),
     (["--variants=float32,float64"], "--variants: unknown 'float64'"),
     (["--data_dir=/nonexistent/data"], "--data_dir=/nonexistent/data: no such directory"),
+    (
+        ["--augmented_calibration_clips=-1"],
+        "--augmented_calibration_clips=-1: -1 is not a non-negative integer",
+    ),
 ]
 MODEL_DIR_TARGETS = ["run", "runs", "link"]
 
@@ -629,7 +634,13 @@ def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
         )
         os.makedirs(tmp_path / ranges)
         data, _, _, _, narrowed = export_lib._int8_model(
-            model, path, loaded, str(tmp_path / ranges), options, time.perf_counter()
+            model,
+            path,
+            loaded,
+            str(tmp_path / ranges),
+            options,
+            time.perf_counter(),
+            flops=flops_lib.count_flops(model),
         )
         assert data == analysis.quantized_model(["logits"], correct_bias=False, narrow=cut)
         assert list(narrowed) == ([layer] if cut else [])
@@ -695,7 +706,8 @@ def test_auto_keeps_the_tail_in_float_but_for_the_gate_convolutions(analysis, ke
     expected = [name for name in last if name not in gate_convolutions] + head
     assert sorted(tail) == sorted(expected)
     model, _ = keras_model
-    assert 0 < quantization.tail_flops_share(model) < quantization.MAX_TAIL_FLOPS_SHARE
+    share = quantization.tail_flops_share(flops_lib.count_flops(model))
+    assert 0 < share < quantization.MAX_TAIL_FLOPS_SHARE
 
     data = analysis.quantized_model(["logits", *tail])
     interpreter = Interpreter(model_content=data)
@@ -713,7 +725,9 @@ def test_auto_keeps_the_tail_in_float_but_for_the_gate_convolutions(analysis, ke
     _, fallback_int8 = tflite.delegation(analysis.quantized_model(["logits"]))
     assert fallback.count("AVERAGE_POOL_2D") == fallback_int8.count("AVERAGE_POOL_2D") - 1
     reference = model(clips, training=False).numpy()
-    np.testing.assert_allclose(tflite.TFLiteRunner(data)(clips), reference, atol=1.0)
+    # Within a tenth of the largest logit (1.3% measured, on an AMD EPYC).
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(tflite.TFLiteRunner(data)(clips), reference, atol=0.1 * scale)
 
 
 def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):

@@ -436,12 +436,13 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
         start,
     )
 
-    info = model_info(spec, flops_lib.count_flops(model).forward, checkpoint_path)
+    flops = flops_lib.count_flops(model)
+    info = model_info(spec, flops.forward, checkpoint_path)
     serving.export_saved_model(model, spec, os.path.join(tmp, serving.EXPORT_SUBDIR), info)
     _log("wrote saved_model/", start)
 
     reference = parity_lib.keras_logits(model, clips)
-    outputs, extras = _write_tflite_variants(model, loaded, reference, tmp, options, start)
+    outputs, extras = _write_tflite_variants(model, flops, loaded, reference, tmp, options, start)
     report = parity_lib.parity_report(reference, labels, outputs)
     report["eval_groups"] = list(eval_groups)
     report["threads"] = options.threads
@@ -462,7 +463,9 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     return report
 
 
-def _write_tflite_variants(model, loaded: ExportClips, reference, tmp: str, options, start: float):
+def _write_tflite_variants(
+    model, flops, loaded: ExportClips, reference, tmp: str, options, start: float
+):
     """Converts, writes and times each TFLite variant; runs each on the evaluation clips.
 
     Args:
@@ -483,7 +486,7 @@ def _write_tflite_variants(model, loaded: ExportClips, reference, tmp: str, opti
         float_layers, correction = [], {}
         if variant == "int8":
             data, float_layers, uncorrected, offsets, narrowed = _int8_model(
-                model, conversion_model, loaded, tmp, options, start
+                model, conversion_model, loaded, tmp, options, start, flops=flops
             )
             correction["narrowed_sigmoid_inputs"] = {
                 layer: [round(low, 4), round(high, 4)] for layer, (low, high) in narrowed.items()
@@ -528,7 +531,7 @@ def parse_denylist(value: str) -> str | tuple[str, ...]:
     return names
 
 
-def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, start):
+def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, start, *, flops):
     """The full-int8 model; writes quantization_report.csv.
 
     Calibrated on `loaded.calibration`; `auto` judges each denylist on
@@ -558,7 +561,7 @@ def _int8_model(model, conversion_model, loaded: ExportClips, tmp, options, star
     _log(f"int8 error, worst layers (RMSE in quantization steps): {worst}", start)
     denylist, narrow = parse_denylist(options.int8_denylist), True
     if denylist == "auto":
-        share, tail = quantization.tail_flops_share(model), quantization.tail_layers(analysis)
+        share, tail = quantization.tail_flops_share(flops), quantization.tail_layers(analysis)
         if share > quantization.MAX_TAIL_FLOPS_SHARE:
             _log(
                 f"--int8_denylist=auto: the last block holds {share:.1%} of the FLOPs (over "

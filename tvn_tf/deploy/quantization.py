@@ -33,7 +33,8 @@ out of the classifier's bias.
 
     analysis = analyze(saved_model_dir, calibration_clips)
     write_report(analysis.layers, "quantization_report.csv")
-    tail = tail_layers(analysis) if tail_flops_share(keras_model) <= MAX_TAIL_FLOPS_SHARE else []
+    share = tail_flops_share(flops.count_flops(keras_model))
+    tail = tail_layers(analysis) if share <= MAX_TAIL_FLOPS_SHARE else []
     denylist, narrow, _ = choose_denylist(analysis, selection_clips, reference_logits, tail=tail)
     data = analysis.quantized_model(denylist, narrow=narrow)
     offsets = analysis.logit_offsets(denylist, narrow)
@@ -608,13 +609,14 @@ def tail_layers(analysis: Analysis) -> list[str]:
     return tail
 
 
-def tail_flops_share(model) -> float:
-    """The last block application's share of a Keras TVN's forward FLOPs (`flops.count_flops`)."""
-    from tvn_tf.models import flops
+def tail_flops_share(flops) -> float:
+    """The last block application's share of a TVN's forward FLOPs.
 
-    count = flops.count_flops(model)
-    blocks = [f for name, f in count.per_layer if _BLOCK.match(name + "/")]
-    return blocks[-1] / count.forward if blocks and count.forward else 0.0
+    Args:
+      flops: The model's `flops.FlopCount` (`flops.count_flops`).
+    """
+    blocks = [f for name, f in flops.per_layer if _BLOCK.match(name + "/")]
+    return blocks[-1] / flops.forward if blocks and flops.forward else 0.0
 
 
 def agreement(logits: np.ndarray, reference: np.ndarray) -> float:
