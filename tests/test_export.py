@@ -514,7 +514,9 @@ def test_a_denylisted_layer_stays_float_and_the_rest_int8(analysis, keras_model)
     assert ops.count("DEQUANTIZE") == 1 and ops[-2:] == ["DEQUANTIZE", "FULLY_CONNECTED"]
     model, _ = keras_model
     reference = model(clips, training=False).numpy()
-    np.testing.assert_allclose(tflite.TFLiteRunner(kept)(clips), reference, atol=1.0)
+    logits = tflite.TFLiteRunner(kept)(clips)
+    # Within a tenth of the largest logit, as the tail's test (1.6% measured, on an AMD EPYC).
+    np.testing.assert_allclose(logits, reference, atol=0.1 * np.abs(reference).max())
 
 
 def _output_grid(data: bytes) -> tuple[float, float, float]:

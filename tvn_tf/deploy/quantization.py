@@ -55,6 +55,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from tvn_tf.models import architecture
+
 REPORT_FILE = "quantization_report.csv"
 REPORT_FIELDS = ("layer", "op", "rmse_over_scale", "share", "scale", "num_elements", "tensor")
 
@@ -64,9 +66,9 @@ REPORT_FIELDS = ("layer", "op", "rmse_over_scale", "share", "scale", "num_elemen
 SIGMOID_SATURATION = math.log(511)
 _IN_RANGE_MSE = "mean_squared_error_in_range"
 
-# `tail_layers`: the scopes of a block's gates (`layers.TinyBlock`), whose
-# convolutions run on one pooled vector per clip, and the ops that hold weights.
-GATE_SCOPES = ("squeeze_excite", "context_gate")
+# `tail_layers`: the scopes of a block's gates, whose convolutions run on one
+# pooled vector per clip, and the ops that hold weights.
+GATE_SCOPES = (architecture.SQUEEZE_EXCITE_SCOPE, architecture.CONTEXT_GATE_SCOPE)
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _BLOCK = re.compile(r"^block(\d+)_(\d+)/")
 # `auto` keeps the tail in float only where the last block application holds

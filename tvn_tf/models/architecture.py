@@ -88,6 +88,11 @@ LIMITS = {
     "non_local_pool": (1, 64),
 }
 
+# The names `layers.TinyBlock` gives a block's gates, the scopes of their ops in
+# a converted model; `deploy.quantization` finds the gates by them.
+SQUEEZE_EXCITE_SCOPE = "squeeze_excite"
+CONTEXT_GATE_SCOPE = "context_gate"
+
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:

@@ -627,13 +627,19 @@ class TinyBlock(CompositeLayer):
         expanded, frames = spec.expanded_filters, self.output_frames
         self.squeeze_excite = (
             SqueezeExcite(
-                expanded, spec.squeeze, frames, name="squeeze_excite", dtype=self.dtype_policy
+                expanded,
+                spec.squeeze,
+                frames,
+                name=architecture.SQUEEZE_EXCITE_SCOPE,
+                dtype=self.dtype_policy,
             )
             if spec.squeeze > 0
             else None
         )
         self.context_gate = (
-            ContextGate(expanded, frames, name="context_gate", dtype=self.dtype_policy)
+            ContextGate(
+                expanded, frames, name=architecture.CONTEXT_GATE_SCOPE, dtype=self.dtype_policy
+            )
             if spec.context_gate
             else None
         )
