@@ -89,12 +89,15 @@ def start_module(
     )
 
 
-def run_python(code: str, timeout: float = 300) -> Any:
+def run_python(
+    code: str, timeout: float = 300, env: dict[str, str | None] | None = None
+) -> Any:
     """Runs `code` in a fresh Python at the repository root; returns its result.
 
     Args:
       code: a snippet whose last line of stdout is one JSON value.
       timeout: seconds before the child is killed (the test then errors).
+      env: Variables set over `ENV` (`KERAS_BACKEND`, ...); None unsets one.
 
     Returns:
       That JSON value, parsed. A child that exits non-zero or dies of a signal
@@ -104,7 +107,7 @@ def run_python(code: str, timeout: float = 300) -> Any:
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        env=ENV,
+        env=_environment(env),
         cwd=ROOT,
         timeout=timeout,
     )

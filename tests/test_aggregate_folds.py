@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.isolated import run_module
+from tests.isolated import run_module, run_module_cases
 
 
 def _run(*args):
@@ -46,3 +46,40 @@ def test_a_fold_without_metrics_is_named(tmp_path):
     assert result.returncode != 0
     assert "fold2/metrics.json: missing; has this fold finished training?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_runs_that_are_not_distinct_test_folds_are_refused_by_name(tmp_path):
+    fold1 = _fold(tmp_path, 1, 0.5, 0.4, 1.0)
+    fold2 = _fold(tmp_path, 2, 0.6, 0.5, 1.0)
+    again = tmp_path / "fold1_again"  # A second run of fold 1: it tested group 1 too.
+    again.mkdir()
+    (again / "metrics.json").write_text((tmp_path / "fold1" / "metrics.json").read_text())
+    odd = {}
+    for name, change in (
+        ("validation", {"split": "validation"}),
+        ("no_groups", {"groups": None}),
+        ("no_accuracy", {"video_accuracy": None}),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        metrics = json.loads((tmp_path / "fold2" / "metrics.json").read_text())
+        (folder / "metrics.json").write_text(json.dumps({**metrics, **change}))
+        odd[name] = str(folder)
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "metrics.json").write_text("[0.5]")
+    cases = [  # (arguments, words of the one line)
+        ([fold1, fold2, str(again)], [f"{again} and {fold1} both tested group(s) 1", "disjoint"]),
+        ([fold1, fold2, fold1], [f"{fold1} is given twice"]),
+        ([fold1, odd["validation"]], ["validation/metrics.json: holds validation metrics"]),
+        ([fold1, odd["no_groups"]], ["no_groups/metrics.json: no 'groups'"]),
+        ([fold1, odd["no_accuracy"]], ["no_accuracy/metrics.json: 'video_accuracy' is None"]),
+        ([str(tmp_path / "list")], ["list/metrics.json: expected a JSON object"]),
+        ([f"--glob={tmp_path}/nothing*"], ["--glob=", "matches nothing"]),
+    ]
+    results = run_module_cases("tools/aggregate_folds.py", [args for args, _ in cases])
+    for result, (args, words) in zip(results, cases):
+        assert result.returncode != 0, (args, result.stdout)
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("aggregate_folds: ") and "Traceback" not in result.stderr, last
+        for word in words:
+            assert word in last, last

@@ -266,13 +266,20 @@ def test_the_best_is_retrained_and_tested_once(tournament):
 
 def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data, tmp_path):
     flagfile = tmp_path / "tiny_search.cfg"
-    flags = tiny_flags(tiny_data["records"], "unused", "--max_latency_ms=50", "--noprogress")
+    flags = tiny_flags(
+        tiny_data["records"],
+        "unused",
+        "--max_latency_ms=50",
+        "--noprogress",
+        "--population=1",  # A tournament needs a population below the budget.
+        "--tournament_size=1",
+    )
     flagfile.write_text("\n".join(f for f in flags if not f.startswith("--model_dir")) + "\n")
     bench = [
         "tools/bench_search.py",
         f"--flagfile_search={flagfile}",
         f"--output_dir={tmp_path / 'bench'}",
-        "--num_trials=1",
+        "--num_trials=2",
     ]
     # One seed (each search is a process with its own start-up): the pooling over
     # seeds is `test_bench_search_pools_seeds_into_min_mean_max`'s.
@@ -301,7 +308,7 @@ def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data
         "tools/bench_search.py",
         f"--flagfile_search={broken}",
         f"--output_dir={tmp_path / 'broken'}",
-        "--num_trials=1",
+        "--num_trials=2",
     )
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     last = failed.stderr.strip().splitlines()[-1]

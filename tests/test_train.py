@@ -133,11 +133,11 @@ def test_video_metrics_average_softmax_over_clips():
 def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_path):
     model_dir = tmp_path / "run"
     # Test group 5, validation group 1, training groups 2-4: 36 videos, 140 steps of
-    # 8 clips at 0.8 per 64 with the demo's cure for lost classes (auxiliary heads,
+    # 8 clips at 0.8 per 64 with the demo recipe's guard against lost classes (auxiliary heads,
     # block 0 at a tenth of the rate): 1.0 on each of seeds 0-7 with --deterministic
     # on an AMD EPYC; on an Intel Xeon VM 1.0 on seven and 0.75 on seed 2 (seeds 0, 2, 3
-    # the same with AMX capped; BUILD.md, "Running the tests"). Without the two flags, 8 seeds gave
-    # min .25-.50, mean .67-.76 over two sweeps, most runs losing a class (BUILD.md,
+    # the same with AMX capped). Without the two flags, 8 seeds gave min .25-.50,
+    # mean .67-.76 over two sweeps, most runs losing a class (docs/design.md,
     # "The demo recipe").
     result = train(
         *base_flags(
@@ -223,8 +223,8 @@ def test_two_workers_train_to_identical_weights(tiny_data, tmp_path):
         model_dir,
         "--strategy=multi_worker",
         "--train_steps=48",
-        # 0.8 per 64 is above what TVN-1 trains steadily at (BUILD.md, "The demo
-        # recipe"): the loss could end above where it started.
+        # 0.8 per 64 is above what TVN-1 trains steadily at (docs/design.md, "The
+        # demo recipe"): the loss could end above where it started.
         "--learning_rate=0.2",
         "--image_size=64",
         "--checkpoint_every=16",

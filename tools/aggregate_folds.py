@@ -30,32 +30,82 @@ flags.DEFINE_string("glob", None, "A glob of model dirs, instead of listing them
 KEYS = ("video_accuracy", "clip_accuracy", "top5_accuracy")
 
 
+def _read_fold(model_dir: str) -> dict:
+    """One run's row: its metrics.json, checked to be one test fold's figures."""
+    path = os.path.join(model_dir, model_dir_lib.METRICS)
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing; has this fold finished training?") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read it ({e}).") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}).") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: expected a JSON object of metrics.")
+    for key in KEYS:
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{path}: '{key}' is {value!r}; expected a number in [0, 1].")
+    split, groups = metrics.get("split", "test"), metrics.get("groups")
+    if split != "test":
+        raise ValueError(
+            f"{path}: holds {split} metrics, not a test fold's; evaluate the run on its test "
+            "groups (tvn_tf.evaluate --groups=test)."
+        )
+    if not isinstance(groups, list) or not groups:
+        raise ValueError(
+            f"{path}: no 'groups' (the test groups of the run), so its fold cannot be told "
+            "apart from the others; evaluate the run again with tvn_tf.evaluate."
+        )
+    return {
+        "model_dir": model_dir,
+        "groups": groups,
+        "num_test_videos": metrics.get("num_test_videos"),
+        **{k: metrics[k] for k in KEYS},
+    }
+
+
+def check_folds(rows: list[dict]) -> None:
+    """Refuses runs that are not distinct folds: the same folder twice, or shared test groups.
+
+    Averaging runs that tested the same groups would report one fold's figure
+    (or a mix) as a cross-validation mean.
+    """
+    seen_dirs: dict[str, str] = {}
+    tested: dict[str, str] = {}
+    for row in rows:
+        real = os.path.realpath(row["model_dir"])
+        if real in seen_dirs:
+            raise ValueError(
+                f"{row['model_dir']} is given twice (also as {seen_dirs[real]}); "
+                "pass each fold's run once."
+            )
+        seen_dirs[real] = row["model_dir"]
+        repeated = sorted({str(g) for g in row["groups"]} & set(tested))
+        if repeated:
+            other = tested[repeated[0]]
+            raise ValueError(
+                f"{row['model_dir']} and {other} both tested group(s) {', '.join(repeated)}; "
+                "folds must test disjoint groups (one run per fold, e.g. --split=logo "
+                "--fold=1..25)."
+            )
+        for group in row["groups"]:
+            tested[str(group)] = row["model_dir"]
+
+
 def aggregate(model_dirs: list[str]) -> dict:
     """Reads each run's metrics.json; returns per-fold rows and mean/std per metric.
 
     Raises:
-      ValueError: if a directory has no metrics.json, or none is given.
+      ValueError: none given; a directory without readable test metrics; or runs
+        that are not distinct folds (`check_folds`).
     """
     if not model_dirs:
         raise ValueError("no model dirs given; pass them as arguments or with --glob.")
-    rows = []
-    for model_dir in model_dirs:
-        path = os.path.join(model_dir, model_dir_lib.METRICS)
-        try:
-            with open(path) as f:
-                metrics = json.load(f)
-        except FileNotFoundError:
-            raise ValueError(f"{path}: missing; has this fold finished training?") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e}).") from None
-        rows.append(
-            {
-                "model_dir": model_dir,
-                "groups": metrics.get("groups"),
-                "num_test_videos": metrics.get("num_test_videos"),
-                **{k: metrics[k] for k in KEYS},
-            }
-        )
+    rows = [_read_fold(model_dir) for model_dir in model_dirs]
+    check_folds(rows)
     summary = {"folds": len(rows), "num_test_videos": sum(r["num_test_videos"] or 0 for r in rows)}
     for key in KEYS:
         values = [r[key] for r in rows]
@@ -66,6 +116,8 @@ def aggregate(model_dirs: list[str]) -> dict:
 
 def main(argv):
     dirs = sorted(glob.glob(FLAGS.glob)) if FLAGS.glob else argv[1:]
+    if FLAGS.glob and not dirs:
+        sys.exit(f"aggregate_folds: --glob={FLAGS.glob} matches nothing.")
     try:
         result = aggregate(dirs)
     except ValueError as e:

@@ -6,7 +6,7 @@
 #                              [--benchmark_model=PATH] [--serial=SERIAL] [-- EXTRA...]
 #
 # Needs adb and a phone with USB debugging; the benchmark_model binary for the
-# phone's ABI (see BUILD.md) is pushed from --benchmark_model (default:
+# phone's ABI (see docs/deployment.md) is pushed from --benchmark_model (default:
 # $BENCHMARK_MODEL, else ./benchmark_model) unless already on the phone.
 # --repeats=N (N > 1) calls the tool N times with one timed run each, so that
 # p90 and p99 come from the N runs; otherwise p50 is the tool's median (or
@@ -51,7 +51,7 @@ remote_model=$remote_dir/$(basename "$model")
 adb_ get-state >/dev/null 2>&1 || { echo "android_benchmark.sh: no phone found by adb (adb devices)" >&2; exit 1; }
 adb_ shell mkdir -p "$remote_dir"
 if ! adb_ shell "test -x $remote_bin" >/dev/null 2>&1; then
-  [ -f "$binary" ] || { echo "android_benchmark.sh: $binary: no benchmark_model binary to push (--benchmark_model=PATH; see BUILD.md)" >&2; exit 1; }
+  [ -f "$binary" ] || { echo "android_benchmark.sh: $binary: no benchmark_model binary to push (--benchmark_model=PATH; see docs/deployment.md)" >&2; exit 1; }
   adb_ push "$binary" "$remote_bin" >/dev/null
   adb_ shell chmod +x "$remote_bin"
 fi

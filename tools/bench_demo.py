@@ -6,8 +6,8 @@ Trains the demo (`flags/demo.cfg`, read first, so any flag given here overrides
 it) once per seed, seeds `--seed`, `--seed`+1, ..., each into its own fresh
 `MODEL_DIR/seedS`, on the same prepared data; prints per seed the held-out
 video and clip accuracy, the classes below 50% and the training time, then
-min, mean and max. One run shows what one seed got; the README's demo table
-reports these figures. Last line, one JSON object: {"seeds",
+min, mean and max. One run shows what one seed got; the README's results
+and docs/benchmarks.md report these figures. Last line, one JSON object: {"seeds",
 "video_accuracy_min", "video_accuracy_mean", "video_accuracy_max",
 "train_seconds_mean"}.
 """

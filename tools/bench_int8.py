@@ -7,12 +7,9 @@
 
 Trains the demo recipe (`flags/demo.cfg`, its data and split; the demo data
 must be prepared first, as in the README's first command) short, once per
-`--weak_seeds` (`--weak_epochs`, the whole schedule in fewer epochs;
-held-out clip accuracy in the issue's 50-75% band, small logit margins: the
-common case on UCF50. With the demo recipe's auxiliary heads, 6 epochs gave
-74%, 59% and 49% on seeds 1-3; seed 1 gave 61% in another run, and 5 and 8
-epochs 39% and 77% there, either side of the band), and
-once in full (`--confident_epochs`, `--seed`). A run folder that already
+`--weak_seeds` (`--weak_epochs`, the whole schedule in fewer epochs: a weak
+model, 50-75% held-out clip accuracy and small logit margins; 6 epochs land
+there on the demo, 5 and 8 either side), and once in full (`--confident_epochs`, `--seed`). A run folder that already
 holds a finished run (`metrics.json`) is reused. Each is
 exported with `python -m tvn_tf.export` (`--int8_denylist`), and once more as
 int8 only with `--int8_denylist=none` (`int8_full`: every layer in int8); the
@@ -31,7 +28,7 @@ every variant, int8 both fully quantized and with the layers any model
 kept in float (`layers_at_224`; one model, timed once, when none kept any),
 all converted from one model with random weights calibrated on random clips
 (the weights do not change the time). Any op that falls back from XNNPACK is printed. A
-markdown table of both (the README's export table) is printed before the
+markdown table of both (docs/deployment.md's variant table) is printed before the
 JSON, and the int8 model's time per op type from LiteRT's profiler
 (`tvn_tf.deploy.op_profile`).
 
@@ -233,7 +230,7 @@ def summarize(float_layers: list[str]) -> str:
 
 
 def table(latency: dict, weaks: dict[int, dict], confident: dict, float_layers: list[str]) -> str:
-    """The README's export table: latency at 224 and agreement on the demo models."""
+    """docs/deployment.md's variant table: latency at 224 and agreement on the demo models."""
     from tvn_tf.deploy import parity
 
     seeds = ", ".join(str(s) for s in weaks)

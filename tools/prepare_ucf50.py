@@ -3,7 +3,7 @@
     python tools/prepare_ucf50.py --input_dir=/data/UCF50 --output_dir=/data/ucf50_tfrecords
 
 Writes one `SequenceExample` per video (one JPEG per frame; schema in
-`tvn_tf/data/records.py` and BUILD.md), sharded by group, plus
+`tvn_tf/data/records.py` and docs/data.md), sharded by group, plus
 `classes.json` and `manifest.jsonl` (one line per file found, with the reason
 for every skipped one). Uses every core by default. Rerunning it resumes:
 finished shards are kept. Nothing is written under the input folder.
@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
+from tvn_tf.atomic import NoSpaceError  # noqa: E402
 from tvn_tf.data import prepare  # noqa: E402
 
 _INPUT_DIR = flags.DEFINE_string(
@@ -56,6 +57,8 @@ def main(argv):
             jpeg_quality=_JPEG_QUALITY.value,
             classes=classes,
         )
+    except NoSpaceError as e:
+        sys.exit(f"prepare_ucf50: {e}; finished shards are kept: free space and rerun to resume.")
     except (ValueError, OSError) as e:
         sys.exit(f"prepare_ucf50: {e}")
 

@@ -12,15 +12,20 @@ then each class's video accuracy, worst first, as `train` does at its end.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import time
 
 from absl import app
 from absl import flags
 
+from tvn_tf import atomic
 from tvn_tf import data_flags
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import dataset as data_lib
+from tvn_tf.data import layout, prepare, sampling
 from tvn_tf.training import metrics, trainer
 
 FLAGS = flags.FLAGS
@@ -30,6 +35,75 @@ flags.DEFINE_integer("eval_clips", None, "Clips per video (default: the run's)."
 flags.DEFINE_enum("eval_crops", None, ["1", "3"], "Spatial views per clip (default: the run's).")
 flags.DEFINE_integer("batch_size", 32, "Clips per batch.", lower_bound=1)
 flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")
+
+# Seconds between two progress lines on stderr.
+PROGRESS_SECONDS = 10.0
+
+
+def check_writable(model_dir: str) -> None:
+    """Refuses, before any work, a run folder that metrics.json cannot be written into.
+
+    Raises:
+      ValueError: naming the folder and why (a read-only file system, no permission).
+    """
+    if os.access(model_dir, os.W_OK):
+        return
+    read_only = bool(os.statvfs(model_dir).f_flag & os.ST_RDONLY)
+    why = "its file system is read-only" if read_only else "no permission to write there"
+    raise ValueError(
+        f"--model_dir={model_dir}: cannot write {model_dir_lib.METRICS} into it ({why}); "
+        "copy the run folder somewhere writable and evaluate that copy."
+    )
+
+
+def distinct_clip_starts(dataset: data_lib.Dataset, groups, model_input) -> int | None:
+    """How many different evaluation clips the longest video of `groups` can give.
+
+    Evaluation clips start evenly spaced over a video (`sampling.evaluation_indices`),
+    so a video of n frames has at most `n - span + 1` different ones; more
+    clips per video only repeat them. Frame counts come from the manifest of
+    prepared data, else from each video's header. None when no count is known.
+    """
+    longest = 0
+    wanted = set(groups)
+    if data_lib.is_prepared(dataset.config):
+        with open(os.path.join(dataset.config.data_dir, prepare.MANIFEST)) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry.get("status") == "ok" and entry.get("group") in wanted:
+                    longest = max(longest, int(entry.get("frames") or 0))
+    else:
+        import av
+
+        for video in layout.scan_videos(dataset.config.data_dir).videos:
+            if video.group not in wanted:
+                continue
+            try:
+                with av.open(os.path.join(dataset.config.data_dir, video.path)) as container:
+                    longest = max(longest, container.streams.video[0].frames or 0)
+            except (av.FFmpegError, OSError, IndexError):
+                continue  # The pipeline names an unreadable video itself.
+    if not longest:
+        return None
+    span = sampling.clip_span(model_input.num_frames, model_input.frame_stride)
+    return max(longest - span, 0) + 1
+
+
+def _report_progress(evaluator: trainer.Evaluator, total: int) -> None:
+    """Prints `evaluate: N/TOTAL clips` to stderr every `PROGRESS_SECONDS` while scoring."""
+    forward = evaluator.forward
+    done, last = 0, time.monotonic()
+
+    def counted(clips):
+        nonlocal done, last
+        logits = forward(clips)
+        done += int(clips.shape[0])
+        if time.monotonic() - last >= PROGRESS_SECONDS:
+            last = time.monotonic()
+            print(f"evaluate: {done}/{total} clips scored", file=sys.stderr, flush=True)
+        return logits
+
+    evaluator.forward = counted
 
 
 def evaluate(
@@ -63,8 +137,17 @@ def evaluate(
             "groups; pick another --groups or --split."
         )
     data_lib.check_shards(dataset, chosen)
+    given_clips = eval_clips
     eval_clips = eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips)
     eval_crops = eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops)
+    most = distinct_clip_starts(dataset, chosen, spec.input)
+    if most is not None and eval_clips > most:
+        flag = f"--eval_clips={eval_clips}" if given_clips else f"the run's eval_clips ({eval_clips})"
+        raise ValueError(
+            f"{flag}: the longest video of the {groups} groups gives at most {most} "
+            f"different clips of {spec.input.num_frames} frames, stride "
+            f"{spec.input.frame_stride}; more only repeat them. Pass --eval_clips={most} or fewer."
+        )
     evaluator = trainer.Evaluator(
         model,
         dataset,
@@ -73,6 +156,14 @@ def evaluate(
         eval_clips=eval_clips,
         eval_crops=eval_crops,
     )
+    total = dataset.num_videos(chosen) * eval_clips * eval_crops
+    print(
+        f"evaluate: scoring {total} clips ({dataset.num_videos(chosen)} videos x "
+        f"{eval_clips} clips x {eval_crops} crops)",
+        file=sys.stderr,
+        flush=True,
+    )
+    _report_progress(evaluator, total)
     result = evaluator.evaluate(chosen)
     result.update(
         step=step,
@@ -82,7 +173,15 @@ def evaluate(
         eval_clips=eval_clips,
         eval_crops=eval_crops,
     )
-    trainer.write_metrics(model_dir, result, spec.class_names)
+    metrics_file = os.path.join(model_dir, model_dir_lib.METRICS)
+    try:
+        trainer.write_metrics(model_dir, result, spec.class_names)
+    except OSError as e:
+        atomic.remove_own_temporaries(model_dir)
+        atomic.raise_if_no_space(e, metrics_file, None)
+        raise ValueError(
+            f"{metrics_file}: cannot write it ({e.strerror or errno.errorcode.get(e.errno, e)})."
+        ) from None
     return result
 
 
@@ -93,6 +192,7 @@ def main(argv: list[str]) -> None:
         sys.exit("evaluate: --model_dir is required.")
     try:
         spec = model_dir_lib.read_spec(FLAGS.model_dir)  # A wrong folder is named first.
+        check_writable(FLAGS.model_dir)
         result = evaluate(
             FLAGS.model_dir,
             data_flags.data_config_of_run(FLAGS.model_dir),
@@ -102,7 +202,7 @@ def main(argv: list[str]) -> None:
             int(FLAGS.eval_crops) if FLAGS.eval_crops else None,
             FLAGS.batch_size,
         )
-    except ValueError as e:
+    except (ValueError, atomic.NoSpaceError) as e:
         sys.exit(f"evaluate: {e}")
     print(
         f"{result['split']} groups {result['groups']}, step {result['step']}: "

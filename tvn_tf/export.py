@@ -37,13 +37,14 @@ the calibration.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import os
 import shutil
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from absl import app
 from absl import flags
@@ -271,8 +272,8 @@ def augmented_clips(dataset, spec, count: int, seed: int = 0) -> np.ndarray:
     agreed on 93.3% of them; with as many augmented clips added to the
     calibration, 97.3%, but 93.0-98.1% over other draws: it helps on
     average, not reliably. Augmented clips clipped to [-1, 1] lost the gain,
-    and widening every calibrated range by a factor did not give it (BUILD.md,
-    "Augmented calibration", "On a near-tie model the agreement is a draw").
+    and widening every calibrated range by a factor did not give it
+    (docs/design.md, "int8: augmented calibration").
     The draw is fixed by `seed`: an export is repeatable.
     """
     import numpy as np
@@ -368,21 +369,91 @@ def export(
         )
     output_dir = os.path.abspath(output_dir)
     check_output_dir(output_dir, model_dir, dataset.config.data_dir, options.overwrite)
-    # What a killed export left: its temporary folder, or the old output it was replacing.
-    for base in (os.path.basename(output_dir), os.path.basename(output_dir) + ".old"):
-        atomic.remove_stale_temporaries(os.path.dirname(output_dir), base)
-    tmp = atomic.temporary_path(output_dir)
+    lock = lock_output_dir(output_dir)
     try:
-        os.makedirs(tmp)
-    except OSError as e:
-        raise ValueError(f"--output_dir={output_dir}: cannot create it ({e.strerror}).") from None
-    try:
-        report = _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # Checked again under the lock: an export that just ended may have written it.
+        check_output_dir(output_dir, model_dir, dataset.config.data_dir, options.overwrite)
+        # What a killed export left: its temporary folder, or the old output it was replacing.
+        for base in (os.path.basename(output_dir), os.path.basename(output_dir) + ".old"):
+            atomic.remove_stale_temporaries(os.path.dirname(output_dir), base)
+        tmp = atomic.temporary_path(output_dir)
+        try:
+            os.makedirs(tmp)
+        except OSError as e:
+            atomic.raise_if_no_space(e, tmp, None)
+            raise ValueError(
+                f"--output_dir={output_dir}: cannot create it ({e.strerror})."
+            ) from None
+        try:
+            report = _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            atomic.remove_own_temporaries(os.path.dirname(output_dir))
+            atomic.raise_if_no_space(e, output_dir, None)
+            raise
+    finally:
+        unlock_output_dir(lock, output_dir)
     _log(f"done: {output_dir}", start)
     return report
+
+
+def lock_file(output_dir: str) -> str:
+    """The lock of an export folder: `.OUT.export.lock` beside it (OUT itself is made last)."""
+    parent, name = os.path.split(output_dir)
+    return os.path.join(parent, f".{name}.export.lock")
+
+
+def lock_output_dir(output_dir: str) -> IO[str]:
+    """Takes the exclusive lock of an export folder, as `train` locks its --model_dir.
+
+    An `flock` on `lock_file(output_dir)`, held while the returned file is
+    open: the kernel drops it when the process ends, even by SIGKILL (the file
+    stays until the next export of that folder removes it). It holds the
+    owner's pid.
+
+    Raises:
+      ValueError: another export holds it (names its pid), or it cannot be created.
+    """
+    path = lock_file(output_dir)
+    while True:
+        try:
+            f = open(path, "a+")  # noqa: SIM115  (held open for the export)
+        except OSError as e:
+            atomic.raise_if_no_space(e, path, None)
+            raise ValueError(
+                f"--output_dir={output_dir}: cannot create it ({e.strerror})."
+            ) from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise ValueError(
+                f"--output_dir={output_dir} is being written by another export (pid {owner}, "
+                f"lock {path}); wait for it to end, or choose another --output_dir."
+            ) from None
+        try:  # The holder before may have removed the file between our open and lock.
+            current = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        f.close()
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def unlock_output_dir(lock: IO[str], output_dir: str) -> None:
+    """Removes the lock file of `lock_output_dir`, then releases it."""
+    try:
+        os.remove(lock_file(output_dir))
+    except FileNotFoundError:
+        pass
+    lock.close()
 
 
 def check_output_dir(output_dir: str, model_dir: str, data_dir: str, overwrite: bool) -> None:
@@ -413,10 +484,13 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
     from tvn_tf import model_dir as model_dir_lib
     from tvn_tf import perf
     from tvn_tf.deploy import parity as parity_lib
-    from tvn_tf.deploy import serving
+    from tvn_tf.deploy import quantization, serving
     from tvn_tf.models import flops as flops_lib
 
     model, spec, checkpoint_path = model_dir_lib.restore_model(model_dir, checkpoint)
+    denylist = parse_denylist(options.int8_denylist)
+    if "int8" in options.variants and isinstance(denylist, tuple):
+        quantization.check_denylist_names(denylist, model)  # Before minutes of calibration.
     if tuple(dataset.class_names) != tuple(spec.class_names):
         raise ValueError(
             f"--data_dir={dataset.config.data_dir}: its classes "
@@ -661,7 +735,7 @@ def main(argv):
             FLAGS.checkpoint,
             options,
         )
-    except ValueError as e:  # Includes tflite.FlexOpsError.
+    except (ValueError, atomic.NoSpaceError) as e:  # Includes tflite.FlexOpsError.
         sys.exit(f"export: {e}")
     print(json.dumps(report))
 

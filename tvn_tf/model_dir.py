@@ -213,11 +213,22 @@ def lock_run(folder: str) -> IO[str]:
     killed run never blocks its restart. The file holds the owner's pid.
 
     Raises:
-      ValueError: another process holds the lock (names it and the folder).
+      ValueError: another process holds the lock (names it and the folder), or
+        the folder cannot be made or written (a file, a read-only place).
+      tvn_tf.atomic.NoSpaceError: its file system is full.
     """
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, LOCK_FILE)
-    f = open(path, "a+")  # noqa: SIM115  (the caller holds it open for the run)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115  (the caller holds it open for the run)
+    except OSError as e:
+        atomic.raise_if_no_space(e, path, None)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"--model_dir={folder} is a file; expected a folder.") from None
+        raise ValueError(
+            f"--model_dir={folder}: cannot write {e.filename or folder} ({e.strerror}); "
+            "expected a folder this process can create and write."
+        ) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -273,13 +284,8 @@ def latest_intact_checkpoint(folder: str) -> str | None:
     Raises:
       ValueError: checkpoints exist but none is intact (names each).
     """
-    found = []
-    for index in glob.glob(os.path.join(folder, "*.index")):
-        match = re.search(r"-(\d+)\.index$", index)
-        if match:
-            found.append((int(match.group(1)), index[: -len(".index")]))
     problems = []
-    for _, path in sorted(found, reverse=True):
+    for path in _checkpoints_newest_first(folder):
         try:
             verify_checkpoint(path)
         except ValueError as e:
@@ -299,9 +305,12 @@ def checkpoint_step(path: str) -> int | None:
     """The training step saved in a checkpoint (its `step` variable), or None if it has none."""
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(path)
     key = "step/.ATTRIBUTES/VARIABLE_VALUE"
-    return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+    try:
+        reader = tf.train.load_checkpoint(path)
+        return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+    except (tf.errors.OpError, ValueError):  # Rotated away or damaged since: the step is unknown.
+        return None
 
 
 def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
@@ -327,8 +336,86 @@ def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
     return checkpoint
 
 
+class CheckpointVanishedError(ValueError):
+    """A checkpoint's files went away while it was read (a running training rotated it out)."""
+
+
+class DamagedCheckpointError(ValueError):
+    """A checkpoint whose model weights cannot be read back (checksum, truncation)."""
+
+
+def _checkpoints_newest_first(folder: str) -> list[str]:
+    """The checkpoint prefixes of `folder` found by their `ckpt-N.index` files, newest first."""
+    found = []
+    for index in glob.glob(os.path.join(folder, "*.index")):
+        match = re.search(r"-(\d+)\.index$", index)
+        if match:
+            found.append((int(match.group(1)), index[: -len(".index")]))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def _checkpoint_files_present(path: str) -> bool:
+    return os.path.exists(path + ".index") and bool(glob.glob(path + ".data-*"))
+
+
+def restore_weights(model, path: str, spec_file: str) -> None:
+    """Loads the model's weights from checkpoint `path`, and nothing else of it.
+
+    Only what `model` holds is read (`tf.train.Checkpoint(model=model)`): a
+    training checkpoint's optimizer slots, step and input position are never
+    read, so a damaged optimizer value does not stop evaluation or export.
+    TensorFlow's per-value warnings of a failed restore are silenced: the
+    error raised says it in one line.
+
+    Raises:
+      CheckpointVanishedError: its files went away meanwhile.
+      DamagedCheckpointError: a model weight cannot be read (checksum, truncation).
+      ValueError: it holds another model's weights (names `spec_file`).
+    """
+    import gc
+
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    # A failed restore logs every value it left unread once its status is collected.
+    logger.setLevel("ERROR")
+    kind, text = None, ""
+    try:
+        try:
+            tf.train.Checkpoint(model=model).restore(
+                path
+            ).expect_partial().assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            text = first_line(e)
+            if not _checkpoint_files_present(path):
+                kind = "vanished"
+            elif isinstance(e, tf.errors.OpError):
+                kind = "damaged"
+            else:
+                kind = "mismatch"
+        gc.collect()
+    finally:
+        logger.setLevel(level)
+    if kind == "vanished":
+        raise CheckpointVanishedError(
+            f"{path}: the checkpoint went away while it was read (a training running on "
+            "this folder keeps only its last checkpoints and deletes older ones); rerun, "
+            "or pass --checkpoint=best or a checkpoint that stays."
+        )
+    if kind == "damaged":
+        raise DamagedCheckpointError(f"{path}: unreadable checkpoint ({text})")
+    if kind == "mismatch":
+        raise ValueError(f"{path} does not fit the model of {spec_file} ({text}).")
+
+
 def restore_model(model_dir: str, checkpoint: str | None = None):
     """Rebuilds the model of a training run and loads its weights.
+
+    Reads the model's weights only (`restore_weights`). With "latest" or
+    "best", a newest checkpoint whose weights are damaged is skipped with a
+    warning naming it, and one that a running training deletes meanwhile
+    (it keeps only its last few) is replaced by the newest one then.
 
     Args:
       model_dir: A training run's `--model_dir`.
@@ -337,19 +424,50 @@ def restore_model(model_dir: str, checkpoint: str | None = None):
     Returns:
       `(model, spec, path)`: the Keras model with the checkpoint's weights, its
       `ModelSpec`, and the checkpoint path used.
+
+    Raises:
+      ValueError: no such checkpoint, none readable, or one of another model
+        (`CheckpointVanishedError`, `DamagedCheckpointError` among them).
     """
     import tensorflow as tf
 
     spec = read_spec(model_dir)
-    path = checkpoint_path(model_dir, checkpoint)
+    spec_file = os.path.join(model_dir, SPEC_FILE)
     model = spec.build()
-    try:
-        tf.train.Checkpoint(model=model).restore(
-            path
-        ).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    if checkpoint not in (None, "latest", BEST):
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise ValueError(
+                f"--checkpoint={checkpoint}: no such checkpoint (expected a prefix "
+                "like MODEL_DIR/checkpoints/ckpt-100, 'latest' or 'best')."
+            )
+        restore_weights(model, checkpoint, spec_file)
+        return model, spec, checkpoint
+    folder = os.path.join(model_dir, BEST if checkpoint == BEST else CHECKPOINTS)
+    problems, damaged, vanished = [], set(), None
+    for _ in range(3):  # Each pass starts again from the newest checkpoint now on disk.
+        vanished = None
+        for path in _checkpoints_newest_first(folder):
+            if path in damaged:
+                continue
+            try:
+                restore_weights(model, path, spec_file)
+            except CheckpointVanishedError as e:
+                vanished = e
+                break
+            except DamagedCheckpointError as e:
+                problems.append(str(e))
+                damaged.add(path)
+                continue
+            for problem in problems:
+                logging.warning("Skipped %s; read the checkpoint before it.", problem)
+            return model, spec, path
+        if vanished is None:
+            break
+    if vanished is not None:
+        raise vanished
+    if problems:
         raise ValueError(
-            f"{path} does not fit the model of {os.path.join(model_dir, SPEC_FILE)} "
-            f"({first_line(e)})."
-        ) from None
-    return model, spec, path
+            f"{folder}: no readable checkpoint ({'; '.join(problems)}); pass --checkpoint "
+            "with another one."
+        )
+    raise ValueError(f"{folder}: no checkpoint found; train first, or pass --checkpoint.")

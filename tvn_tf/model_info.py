@@ -19,6 +19,7 @@ from absl import flags
 
 from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import memory
 
 FLAGS = flags.FLAGS
 
@@ -56,11 +57,18 @@ def _describe(block) -> str:
 
 
 def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict[str, Any]]:
-    """Builds the model for `arch` and returns (a readable table, the figures)."""
+    """Builds the model for `arch` and returns (a readable table, the figures).
+
+    Raises:
+      ValueError: the model would not fit in this machine's memory
+        (`memory.check_fits`, checked before anything is built), or its build ran
+        out of memory all the same.
+    """
+    memory.check_fits(arch, num_classes)
     from tvn_tf.models import flops as flops_lib  # Imports TensorFlow: keep --help fast.
     from tvn_tf.models import layers, tvn
 
-    model = tvn.build_model(arch, num_classes)
+    model = _build_within_memory(tvn, arch, num_classes)
     count = flops_lib.count_flops(model)
     layer_flops = dict(count.per_layer)
     rows = [("layer", "op", "frames x h x w x c", "params", "MFLOPs")]
@@ -110,14 +118,29 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
     return "\n".join(lines), info
 
 
+def _build_within_memory(tvn, arch: arch_lib.Architecture, num_classes: int):
+    """`tvn.build_model`, with running out of memory turned into one ValueError line."""
+    try:
+        return tvn.build_model(arch, num_classes)
+    except Exception as e:  # noqa: BLE001  (MemoryError, TensorFlow's and Keras's forms of OOM)
+        oom = memory.out_of_memory(e)
+        if oom is None:
+            raise
+        params = memory.estimate(arch, num_classes).params
+        raise ValueError(
+            f"{arch.name}: ran out of memory building its {params:,} parameters "
+            f"({memory.describe_out_of_memory(oom)}); use a smaller architecture."
+        ) from None
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
         arch = model_flags.architecture_from_flags()
+        table, info = model_info(arch, FLAGS.num_classes)
     except ValueError as e:
         sys.exit(f"model_info: {e}")
-    table, info = model_info(arch, FLAGS.num_classes)
     print(table)
     print(json.dumps(info))
 

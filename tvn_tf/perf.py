@@ -66,7 +66,7 @@ class PairedShare:
     what repeats, so SGEMM and the model are timed in alternating rounds (both
     sample the same minutes) and `share` is FLOPs / the fastest model run of
     all rounds / the best SGEMM rate of all rounds. Pricing each round by its
-    own SGEMM and keeping the median round (the earlier estimator) moved 3-9%
+    own SGEMM and keeping the median round moved 3-9%
     between processes; keeping the best such round let one low SGEMM reading
     make a share of 101% against 88-96% for the same model. The per-round
     shares remain, for the spread.

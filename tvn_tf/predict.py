@@ -109,6 +109,9 @@ def predict(
     except video.VideoError as e:
         raise ValueError(f"{video_path}: {e}") from None
     fps = decoded.fps or DEFAULT_FPS
+    # Each frame's own time: a variable frame rate video is not timed by its mean rate.
+    times = decoded.times if decoded.times is not None else np.arange(decoded.num_frames) / fps
+    ends = np.append(times[1:], times[-1] + 1 / fps)
     indices = decoded.indices.reshape(-1, model_input.num_frames)
     frames = decoded.frames.reshape(
         (len(indices), model_input.num_frames) + decoded.frames.shape[1:]
@@ -121,8 +124,8 @@ def predict(
         best = int(p.argmax())
         windows.append(
             {
-                "start_s": round(window.min() / fps, 3),
-                "end_s": round((window.max() + 1) / fps, 3),
+                "start_s": round(float(times[window.min()]), 3),
+                "end_s": round(float(ends[window.max()]), 3),
                 "label": model_input.class_names[best],
                 "probability": round(float(p[best]), 4),
             }
@@ -166,12 +169,42 @@ def to_json(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("class_names", "window_probabilities")}
 
 
-def plot(result: dict, path: str) -> None:
-    """Draws the video's top classes' probabilities over time into a PNG."""
+def check_plot_path(path: str) -> None:
+    """Refuses, before any prediction, a `--plot` file that could not be written.
+
+    A missing folder is not created (a mistyped path would leave one behind):
+    the user names an existing one.
+
+    Raises:
+      ValueError: naming `--plot` and what is wrong.
+    """
+    if not path.endswith(".png"):
+        raise ValueError(f"--plot={path}: expected a .png file name.")
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         raise ValueError("--plot needs matplotlib (pip install matplotlib).") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--plot={path}: no folder {folder}; create it first, or pick another.")
+    if os.path.isdir(path):
+        raise ValueError(f"--plot={path} is a folder; expected a .png file name.")
+    if not os.access(folder, os.W_OK):
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        why = "its file system is read-only" if read_only else "no permission to write there"
+        raise ValueError(f"--plot={path}: cannot write into {folder} ({why}).")
+
+
+def plot(result: dict, path: str) -> None:
+    """Draws the video's top classes' probabilities over time into a PNG.
+
+    Raises:
+      ValueError: the file cannot be written (names it); nothing is left behind.
+      tvn_tf.atomic.NoSpaceError: its file system is full.
+    """
+    check_plot_path(path)
+    import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
@@ -188,9 +221,16 @@ def plot(result: dict, path: str) -> None:
     axes.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
     tmp = atomic.temporary_path(path) + ".png"  # savefig picks the format by suffix.
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        figure.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        atomic.raise_if_no_space(e, path, None)
+        raise ValueError(f"--plot={path}: cannot write it ({e.strerror or e}).") from None
+    finally:
+        plt.close(figure)
 
 
 def main(argv):
@@ -200,8 +240,8 @@ def main(argv):
         )
     try:
         path = model_path_flag.model_path("predict")
-        if FLAGS.plot and not FLAGS.plot.endswith(".png"):
-            raise ValueError(f"--plot={FLAGS.plot}: expected a .png file name.")
+        if FLAGS.plot:
+            check_plot_path(FLAGS.plot)  # Before minutes of prediction.
         video_path = argv[1]
         if not os.path.isfile(video_path):
             raise ValueError(f"{video_path}: no such file.")
@@ -209,7 +249,7 @@ def main(argv):
         result = predict(video_path, classifier, FLAGS.hop_seconds, FLAGS.top_k)
         if FLAGS.plot:
             plot(result, FLAGS.plot)
-    except ValueError as e:
+    except (ValueError, atomic.NoSpaceError) as e:
         sys.exit(f"predict: {e}")
     print(json.dumps(to_json(result)) if FLAGS.json else format_text(result))
 

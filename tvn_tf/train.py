@@ -1,10 +1,11 @@
 """Trains a Tiny Video Network on UCF50 (or the demo data).
 
-    python -m tvn_tf.train --flagfile=flags/tvn1.cfg --data_dir=data/ucf50 \
-        --model_dir=runs/tvn1_fold1 --fold=1
+    python -m tvn_tf.train --flagfile=flags/tvn1.cfg --data_dir=data/ucf50_tfrecords \
+        --model_dir=runs/tvn1/fold1 --fold=1
 
 Run the same command again after an interruption: it resumes from the last
-checkpoint in --model_dir and ends after the same number of steps. Under
+checkpoint in --model_dir and ends after the same number of steps. Ctrl-C
+saves the step it stopped at first (exit status 130). Under
 `--strategy=multi_worker`, start the same command on every worker with its own
 TF_CONFIG. Metrics land in MODEL_DIR/metrics.json, curves in
 MODEL_DIR/tensorboard.
@@ -19,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tvn_tf import atomic
 from tvn_tf import data_flags
 from tvn_tf import model_flags
 from tvn_tf.models import architecture as arch_lib
@@ -30,6 +32,7 @@ from tvn_tf.training import strategy as strategy_lib
 from tvn_tf.training import trainer
 
 FLAGS = flags.FLAGS
+_INTERRUPTED = 130  # The shell's status for a command ended by Ctrl-C (128 + SIGINT).
 # The recipe's defaults and bounds live in trainer.TrainConfig and trainer's check
 # (one line naming the flag): the flags below restate neither.
 _DEFAULTS = trainer.TrainConfig(model_dir="")
@@ -184,8 +187,14 @@ def main(argv: list[str]) -> None:
                     f"{data_config.data_dir} has {found} classes."
                 )
         result = trainer.train(config, data_config, arch)
-    except ValueError as e:
+    except (ValueError, atomic.NoSpaceError) as e:
         sys.exit(f"train: {e}")
+    except trainer.Interrupted as e:  # Ctrl-C: where it stopped, not a traceback.
+        print(f"train: {e}", file=sys.stderr)
+        sys.exit(_INTERRUPTED)
+    except KeyboardInterrupt:
+        print(f"train: {trainer.Interrupted(None, None)}", file=sys.stderr)
+        sys.exit(_INTERRUPTED)
     logging.info(
         "Done: %s",
         {

@@ -1,4 +1,4 @@
-/* Makes an AMX CPU behave like the VMs of issue 9, where AMX traps: the kernel
+/* Makes an AMX CPU behave like the VMs where AMX traps: the kernel
  * appears to grant AMX (arch_prctl says yes) but never does, so the first AMX
  * instruction raises SIGILL, as oneDNN's bfloat16 kernels do there.
  *

@@ -173,7 +173,7 @@ def check_shards(dataset: Dataset, groups) -> None:
     A damaged shard would otherwise stop a run with TensorFlow's DataLossError,
     which does not name the file, and only when the pipeline reaches it (for the
     test groups: after all of training). Reading is sequential and cheap next to
-    training (README: figures on the demo data). Nothing to do for `.avi` trees.
+    training. Nothing to do for `.avi` trees.
 
     Raises:
       ValueError: naming the first damaged shard.

@@ -96,8 +96,8 @@ def make_tfrecord_dataset(
         Training: independent random clips, each with its own start and
         augmentation draw, mixed by the shuffle buffer. A video's record is
         read and parsed once for all of them: more than one amortises the
-        read, which costs more than decoding a clip's frames (README: input
-        speed).
+        read, which costs more than decoding a clip's frames (docs/benchmarks.md,
+        `tools/bench_input.py`).
       num_crops: Evaluation: spatial views per clip, 1 (centre square) or 3
         (start, centre and end squares along the long side); each view is an
         element of its own, with the clip's label and video id.

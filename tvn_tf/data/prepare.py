@@ -72,31 +72,43 @@ def prepare_dataset(
     Raises:
       ValueError: a bad argument, or `output_dir` prepared from other
         settings or another input listing (the message says which).
+      tvn_tf.atomic.NoSpaceError: the output's file system is full; finished
+        shards are kept, half-written ones removed.
     """
     input_dir, output_dir = os.path.abspath(input_dir), os.path.abspath(output_dir)
     _check_args(input_dir, output_dir, short_side, workers, videos_per_shard, jpeg_quality)
     scan = _scan(input_dir, classes)
     plan = _plan_shards(scan.videos, videos_per_shard)
     encoding = {"short_side": short_side, "jpeg_quality": jpeg_quality, "min_frames": min_frames}
-    _start_output(output_dir, scan, {**encoding, "videos_per_shard": videos_per_shard})
-    todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
-    if len(todo) < len(plan):
-        print(
-            f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.", flush=True
+    try:
+        _start_output(output_dir, scan, {**encoding, "videos_per_shard": videos_per_shard})
+        todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
+        if len(todo) < len(plan):
+            print(
+                f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.",
+                flush=True,
+            )
+        for rejected in scan.rejected:
+            logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
+        tasks = [
+            dict(output_dir=output_dir, input_dir=input_dir, name=name, entries=entries, **encoding)
+            for name, entries in todo
+        ]
+        _run_tasks(
+            tasks,
+            workers or os.cpu_count() or 1,
+            progress,
+            total_videos=sum(len(t["entries"]) for t in tasks),
         )
-    for rejected in scan.rejected:
-        logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
-    tasks = [
-        dict(output_dir=output_dir, input_dir=input_dir, name=name, entries=entries, **encoding)
-        for name, entries in todo
-    ]
-    _run_tasks(
-        tasks,
-        workers or os.cpu_count() or 1,
-        progress,
-        total_videos=sum(len(t["entries"]) for t in tasks),
-    )
-    return _write_manifest(output_dir, plan, scan)
+        return _write_manifest(output_dir, plan, scan)
+    except Exception as e:
+        if not atomic.is_no_space(e):
+            raise
+        # Finished shards stay (a rerun resumes from them); half-written ones go.
+        for folder in (output_dir, os.path.join(output_dir, PARTS)):
+            atomic.remove_own_temporaries(folder)
+            atomic.remove_stale_temporaries(folder)
+        raise atomic.NoSpaceError(output_dir) from None
 
 
 def _scan(input_dir: str, classes: list[str] | None) -> layout.ScanResult:
@@ -250,17 +262,19 @@ def _run_tasks(tasks, workers, progress, total_videos):
                 logging.warning("%s: %s", e["path"], e["reason"])
         bar.update(len(entries))
 
-    if workers <= 1:
-        for task in tasks:
-            report(_write_shard_task(task)[1])
-    else:
-        # spawn: workers must not inherit a forked TensorFlow runtime.
-        with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, initargs=(os.getpid(),), maxtasksperchild=64
-        ) as pool:
-            for _, entries in pool.imap_unordered(_write_shard_task, tasks):
-                report(entries)
-    bar.close()
+    try:
+        if workers <= 1:
+            for task in tasks:
+                report(_write_shard_task(task)[1])
+        else:
+            # spawn: workers must not inherit a forked TensorFlow runtime.
+            with multiprocessing.get_context("spawn").Pool(
+                workers, initializer=_init_worker, initargs=(os.getpid(),), maxtasksperchild=64
+            ) as pool:
+                for _, entries in pool.imap_unordered(_write_shard_task, tasks):
+                    report(entries)
+    finally:
+        bar.close()  # Before any error line: that line is the last one shown.
 
 
 def _check_or_write_config(output_dir, config):

@@ -50,6 +50,10 @@ class DecodedVideo:
       num_frames: How many frames of the video are readable.
       fps: Frame rate from the container (0.0 when unknown).
       note: Empty, or what was wrong but survivable (truncation).
+      times: float64 [num_frames], each readable frame's presentation time in
+        seconds from the first frame's (pts times the stream's time base), so
+        that a variable frame rate video is timed by its frames, not by its
+        mean rate; frame index / `fps` where the stream gives no timestamps.
     """
 
     frames: np.ndarray
@@ -57,6 +61,7 @@ class DecodedVideo:
     num_frames: int
     fps: float
     note: str = ""
+    times: np.ndarray | None = None
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -171,7 +176,15 @@ def decode_video(
         if indices.size
         else np.zeros((0, height, width, 3), np.uint8)
     )
-    return DecodedVideo(out, indices, n, fps, note)
+    return DecodedVideo(out, indices, n, fps, note, frame_times(frames, fps))
+
+
+def frame_times(frames: list[av.VideoFrame], fps: float) -> np.ndarray:
+    """Seconds of decoded frames from the first one: their own timestamps, else index / fps."""
+    if frames and all(frame.pts is not None and frame.time_base for frame in frames):
+        times = np.array([float(frame.pts * frame.time_base) for frame in frames])
+        return times - times[0]
+    return np.arange(len(frames)) / (fps or 25.0)
 
 
 def write_avi(

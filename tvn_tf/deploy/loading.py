@@ -60,13 +60,9 @@ def artifact_kind(path: str) -> str:
     )
 
 
-def read_model_info(path: str) -> dict[str, Any] | None:
-    """The `model_info.json` of an export: beside `path`, inside it, or in its assets.extra.
-
-    Returns:
-      The whole JSON object (its FLOPs, checkpoint, ... as `tvn_tf.export` wrote
-      them), or None when there is none.
-    """
+def model_info_path(path: str) -> str | None:
+    """Where the `model_info.json` of an export is: beside `path`, inside it, or in its
+    assets.extra; None when there is none."""
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
     for candidate in (
         os.path.join(folder, serving.MODEL_INFO_FILE),
@@ -75,9 +71,22 @@ def read_model_info(path: str) -> dict[str, Any] | None:
         os.path.join(os.path.dirname(folder), serving.MODEL_INFO_FILE),
     ):
         if os.path.isfile(candidate):
-            with open(candidate) as f:
-                return json.load(f)
+            return candidate
     return None
+
+
+def read_model_info(path: str) -> dict[str, Any] | None:
+    """The `model_info.json` of an export (`model_info_path`).
+
+    Returns:
+      The whole JSON object (its FLOPs, checkpoint, ... as `tvn_tf.export` wrote
+      them), or None when there is none.
+    """
+    found = model_info_path(path)
+    if found is None:
+        return None
+    with open(found) as f:
+        return json.load(f)
 
 
 def _no_model_info(path: str) -> ValueError:
@@ -152,6 +161,27 @@ class _TFLiteRunner(Runner):
         super().__init__(path, model_input, f"TFLite {os.path.basename(path)}", threads)
         self._info = info
         self.interpreter = tflite.TFLiteRunner(path, threads=threads)
+        if model_input is not None:
+            self._check_fits(model_input)
+
+    def _check_fits(self, model_input: ModelInput) -> None:
+        """Refuses a `.tflite` whose input or classes differ from its `model_info.json`'s.
+
+        A file copied beside another export's `model_info.json` would otherwise
+        fail at the first clip with the interpreter's "Dimension mismatch",
+        naming neither file.
+        """
+        have = (self.interpreter.clip_shape, self.interpreter.num_classes)
+        want = (tuple(model_input.clip_shape), model_input.num_classes)
+        if have != want:
+            shape = lambda clip, classes: (  # noqa: E731
+                f"clips [{', '.join(map(str, clip))}] -> {classes} classes"
+            )
+            raise ValueError(
+                f"--model_path={self.path} takes {shape(*have)}, but "
+                f"{model_info_path(self.path)} describes {shape(*want)}: it belongs to "
+                "another export; keep each .tflite in the folder tvn_tf.export wrote it to."
+            )
 
     def probabilities(self, frames):
         import tensorflow as tf

@@ -14,7 +14,7 @@ max over the calibration clips; -530 to 229 in one weak TVN-1's last
 squeeze-excite) sets a step so coarse that the gates of the other channels
 move by many output steps, yet each op rounds only to its own step, so every
 layer looks rounding-level. `narrow_sigmoid_inputs` cuts each sigmoid's input
-range to where the int8 sigmoid still changes (BUILD.md, "Full-int8 TFLite");
+range to where the int8 sigmoid still changes (docs/design.md, "int8: the sigmoid cut");
 `auto` keeps the cut unless the selection clips agree better without it
 (`--int8_sigmoid_ranges` of export overrides that).
 
@@ -74,7 +74,7 @@ _BLOCK = re.compile(r"^block(\d+)_(\d+)/")
 # `auto` keeps the tail in float only where the last block application holds
 # at most this share of the model's FLOPs. TVN-1's holds 4.0%, and keeping it
 # in float (its gate convolutions int8) cost 8-9% over the fully quantized
-# model at 224 (2 threads, AMD EPYC with AVX-512 VNNI; BUILD.md): a float FLOP
+# model at 224 (2 threads, AMD EPYC with AVX-512 VNNI; docs/design.md): a float FLOP
 # took about 3 times an int8 one, so 5% should cost about 10%, inside the 15%
 # a user may pay for agreement.
 MAX_TAIL_FLOPS_SHARE = 0.05
@@ -266,6 +266,47 @@ class Analysis:
         return [tensor[name] for name in self.expand(layers)]
 
 
+def check_denylist_names(layers: Sequence[str], model) -> None:
+    """Refuses, before any conversion, denylist entries that can name no layer of `model`.
+
+    The names `Analysis.expand` takes are known only after calibration, but
+    each starts with a top-level Keras layer of the model (`block3_1/...`,
+    `head/Mean`; the classifier is `logits`), or is a TFLite tensor name under
+    the model's own scope. An entry that starts otherwise, or a pattern whose
+    literal start fits no layer, is refused here with `expand`'s message, so
+    a typo costs seconds, not a calibration. `expand` still checks the rest.
+
+    Raises:
+      ValueError: naming `--int8_denylist` and the entries that fit no layer.
+    """
+    top = [layer.name for layer in model.layers if layer.name != "clips"] + ["logits"]
+    scopes = (model.name, f"{model.name}_1", "StatefulPartitionedCall")
+    unknown = []
+    for name in layers:
+        first = name.split(";")[0].split("/")[0]
+        if first.startswith(scopes):
+            continue  # A tensor name, as the report's `tensor` column gives it.
+        if any(c in name for c in "*?["):
+            prefix = re.split(r"[*?\[]", name, maxsplit=1)[0]
+            fits = any(
+                (f"{layer}/").startswith(prefix) or prefix.startswith(f"{layer}/")
+                for layer in top
+            )
+        else:
+            fits = name == "logits" or ("/" in name and first in top)
+        if not fits:
+            unknown.append(name)
+    if unknown:
+        blocks = [layer for layer in top if _BLOCK.match(layer + "/")]
+        example = blocks[-1] if blocks else top[0]
+        raise ValueError(
+            f"--int8_denylist: no quantized layer named {', '.join(unknown)}; the layers are "
+            f"the `layer` column of {REPORT_FILE}: under the model's layers "
+            f"({', '.join(top)}), e.g. {example}/..., or patterns over it such as "
+            f"{example}/*."
+        )
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silences the debugger's use of the deprecated `tf.lite.Interpreter` (its own choice)."""
@@ -365,8 +406,8 @@ def narrow_sigmoid_inputs(
     time. On three weak TVN-1 demo models trained on an Intel Xeon, held-out
     top-1 agreement with Keras went from 90.1% to 95.4% (57% to 94% before
     the logit bias correction), from 98.0% to 98.4%, and from 96.2% down to
-    94.3%; so `choose_denylist` judges it per model (BUILD.md, "Full-int8
-    TFLite").
+    94.3%; so `choose_denylist` judges it per model (docs/design.md,
+    "int8: the sigmoid cut").
 
     Only an input that nothing but sigmoids reads is cut; a range already
     inside the limits is kept.
@@ -514,7 +555,7 @@ def correct_logit_bias(
     that, so the shift flips them; subtracting it from the classifier's bias
     undoes it at no cost at run time. It raised agreement with the float
     model on four of the five models and lowered it on one, where the shift
-    depends on the logit's own value (BUILD.md, "Full-int8 TFLite").
+    depends on the logit's own value (docs/design.md, "int8: bias correction").
 
     The classifier's bias is float32 when the classifier is kept in float, and
     int32 in steps of `input scale * weight scale` (per output channel) when
@@ -579,7 +620,7 @@ def tail_layers(analysis: Analysis) -> list[str]:
     last block's gates and pooled features feed the classifier directly, with
     nothing after them to damp their rounding, and keeping any one op of that
     path in float does not help (its output is quantized again for the next
-    int8 op); only the whole path does (BUILD.md, "Full-int8 TFLite"). The
+    int8 op); only the whole path does (docs/design.md, "int8: the tail"). The
     last block runs on the fewest positions, so its convolutions are cheap
     in float. Its gate convolutions (squeeze-excitation and context gate,
     most of TVN-1's weights) run on one pooled vector per clip: a
@@ -662,7 +703,7 @@ def choose_denylist(
     Intel Xeon from 95.4-98.4% to 96.5-99.1%, and on three trained on an AMD
     EPYC from 98.8 / 95.3 / 96.4% to 99.1 / 97.3 / 98.6% (confident ones:
     99.8% either way; 100% to 99.9%, one clip), while the selection clips
-    could not tell (BUILD.md, "Full-int8 TFLite").
+    could not tell (docs/design.md, "int8: the tail").
     `--int8_denylist=none` gives the fully quantized model.
 
     Each denylist is tried with the sigmoid inputs' ranges cut

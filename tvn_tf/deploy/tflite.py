@@ -208,6 +208,11 @@ class TFLiteRunner:
         return tuple(int(d) for d in self._input["shape"][1:])
 
     @property
+    def num_classes(self) -> int:
+        """Logits per clip."""
+        return int(self._output["shape"][-1])
+
+    @property
     def input_dtype(self):
         return self._input["dtype"]
 

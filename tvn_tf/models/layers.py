@@ -12,6 +12,13 @@ The semantics follow the released TensorFlow 1 code block by block
 convolutions have no bias, SAME padding and variance-scaling (2.0, fan-in,
 truncated normal) kernels; every convolution is followed by batch norm with
 momentum 0.9 and epsilon 1e-5.
+
+The layers are written in `keras.ops` only and run on the TensorFlow, JAX and
+PyTorch backends. Every layer made of sublayers builds them from shapes in
+`build` and states its output in `compute_output_shape`, so building a model
+never traces `call` on a symbolic tensor: a reshape to
+`[batch, frames, h * w, c]` cannot be checked against a dynamic batch by JAX's
+or PyTorch's shape inference, only run on a real one.
 """
 
 from __future__ import annotations
@@ -72,17 +79,19 @@ def scale_clips(x, gate, num_frames: int):
     return ops.reshape(fold_clips(x, num_frames) * gate, (-1, h, w, c))
 
 
-class CompositeLayer(keras.layers.Layer):
-    """A layer made of sublayers whose `build` runs `call` on a symbolic input.
+def regroup_frames(folded: int | None, num_frames: int, new_frames: int) -> int | None:
+    """The folded batch `clips * num_frames` once each clip has `new_frames` frames.
 
-    Keras builds such layers by tracing on a first call, but `load_model` calls
-    `build(input_shape)` directly; tracing here builds every sublayer either way.
+    None (a dynamic batch) stays None.
     """
+    return None if folded is None else folded // num_frames * new_frames
 
-    def build(self, input_shape):
-        keras.Operation.compute_output_spec(
-            self, keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-        )
+
+def clip_shape(input_shape, num_frames: int) -> tuple:
+    """`[batch * frames, h, w, c]` -> the `[batch, frames, h * w, c]` view of ops along time."""
+    folded, h, w, c = input_shape
+    positions = None if h is None or w is None else h * w
+    return (regroup_frames(folded, num_frames, 1), num_frames, positions, c)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -189,7 +198,7 @@ class ConvBN(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SpatialOp(CompositeLayer):
+class SpatialOp(keras.layers.Layer):
     """The block's spatial op on each frame.
 
     `std`: 1x1 conv + kxk conv; `depth`: 1x1 conv + kxk depthwise conv;
@@ -248,12 +257,26 @@ class SpatialOp(CompositeLayer):
                 kernel_size, strides, "same", name="pool", dtype=self.dtype_policy
             )
 
+    def build(self, input_shape):
+        if self.pointwise is not None:
+            self.pointwise.build(input_shape)
+            input_shape = self.pointwise.compute_output_shape(input_shape)
+        if self.window is not None:
+            self.window.build(input_shape)
+
     def call(self, x, training=None):
         if self.pointwise is not None:
             x = self.pointwise(x, training=training)
         if isinstance(self.window, ConvBN):
             return self.window(x, training=training)
         return x if self.window is None else self.window(x)
+
+    def compute_output_shape(self, input_shape):
+        if self.pointwise is not None:
+            input_shape = self.pointwise.compute_output_shape(input_shape)
+        if self.window is not None:
+            input_shape = self.window.compute_output_shape(input_shape)
+        return tuple(input_shape)
 
     def get_config(self):
         return {
@@ -267,7 +290,7 @@ class SpatialOp(CompositeLayer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class TemporalOp(CompositeLayer):
+class TemporalOp(keras.layers.Layer):
     """The block's op along time: `1d` conv, `maxpool` or `avgpool` over frames.
 
     The folded input is viewed as `[batch, frames, h * w, c]` and a `(k, 1)`
@@ -316,6 +339,10 @@ class TemporalOp(CompositeLayer):
                 window, stride, "same", name="pool", dtype=self.dtype_policy
             )
 
+    def build(self, input_shape):
+        if self.window is not None:
+            self.window.build(clip_shape(input_shape, self.num_frames))
+
     def call(self, x, training=None):
         if self.window is None:
             return x
@@ -323,6 +350,13 @@ class TemporalOp(CompositeLayer):
         x = ops.reshape(x, (-1, self.num_frames, h * w, c))
         x = self.window(x, training=training) if isinstance(self.window, ConvBN) else self.window(x)
         return ops.reshape(x, (-1, h, w, x.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        if self.window is None:
+            return tuple(input_shape)
+        folded, h, w, _ = input_shape
+        channels = self.window.compute_output_shape(clip_shape(input_shape, self.num_frames))[-1]
+        return (regroup_frames(folded, self.num_frames, self.output_frames), h, w, channels)
 
     def get_config(self):
         return {
@@ -337,7 +371,7 @@ class TemporalOp(CompositeLayer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SqueezeExcite(CompositeLayer):
+class SqueezeExcite(keras.layers.Layer):
     """Spatio-temporal squeeze-and-excitation (Hu et al. 2018) per clip.
 
     Clip mean -> 1x1 conv (bias) to `max(int(filters * ratio), 8)` -> ReLU ->
@@ -366,6 +400,10 @@ class SqueezeExcite(CompositeLayer):
             dtype=self.dtype_policy,
         )
 
+    def build(self, input_shape):
+        self.squeeze.build((None, 1, 1, input_shape[-1]))
+        self.excite.build((None, 1, 1, self.squeeze.filters))
+
     def call(self, x):
         gate = self.excite(self.squeeze(clip_mean(x, self.num_frames)))
         return scale_clips(x, gate, self.num_frames)
@@ -383,7 +421,7 @@ class SqueezeExcite(CompositeLayer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ContextGate(CompositeLayer):
+class ContextGate(keras.layers.Layer):
     """Context gating (Xie et al. 2018) per clip: clip mean -> 1x1 conv -> sigmoid -> scale."""
 
     def __init__(self, filters: int, num_frames: int, **kwargs):
@@ -398,6 +436,9 @@ class ContextGate(CompositeLayer):
             name="gate",
             dtype=self.dtype_policy,
         )
+
+    def build(self, input_shape):
+        self.gate.build((None, 1, 1, input_shape[-1]))
 
     def call(self, x):
         return scale_clips(x, self.gate(clip_mean(x, self.num_frames)), self.num_frames)
@@ -441,9 +482,17 @@ class InvertedBottleneck(keras.layers.Layer):
         layer = self.expand_conv if stage == "expand" else self.project_conv
         return layer(x, training=training)
 
-    def compute_output_shape(self, input_shape, stage: str = "expand"):
+    def stage_output_shape(self, input_shape, stage: str = "expand") -> tuple:
+        """The output shape of one stage."""
         width = self.expanded_filters if stage == "expand" else self.filters
         return (*input_shape[:-1], width)
+
+    def compute_output_shape(self, input_shape):
+        return self.stage_output_shape(input_shape)
+
+    def compute_output_spec(self, x, stage: str = "expand", training=None):
+        # Keras passes only `*_shape` arguments to compute_output_shape; the stage is a keyword.
+        return keras.KerasTensor(self.stage_output_shape(x.shape, stage), dtype=self.compute_dtype)
 
     def get_config(self):
         return {
@@ -548,7 +597,7 @@ class NonLocal(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class TinyBlock(CompositeLayer):
+class TinyBlock(keras.layers.Layer):
     """One application of a searched TVN block.
 
     In order: optional inverted-bottleneck expansion; the spatial op; the
@@ -664,6 +713,58 @@ class TinyBlock(CompositeLayer):
             else None
         )
 
+    def _shapes(self, input_shape, build: bool = False):
+        """The output shape, running each sublayer's `build` on the way when `build`.
+
+        Walks the sublayers in `call`'s order, so a block is built exactly as a
+        first call would build it.
+        """
+
+        def step(layer, shape):
+            if build:
+                layer.build(shape)
+            return layer.compute_output_shape(shape)
+
+        shape = tuple(input_shape)
+        if self.bottleneck is not None:
+            shape = step(self.bottleneck, shape)  # The expand stage.
+        shape = step(self.spatial, shape)
+        if self.temporal is not None:
+            shape = step(self.temporal, shape)
+        if self.expand is not None:
+            shape = step(self.expand, shape)
+        self._check_gated_width(shape[-1])
+        for layer in (self.squeeze_excite, self.context_gate):
+            if layer is not None:
+                shape = step(layer, shape)
+        if self.bottleneck is not None:
+            shape = self.bottleneck.stage_output_shape(shape, stage="project")
+        if self.residual is not None:
+            if build:
+                self.residual.build(tuple(input_shape), shape)
+            shape = self.residual.compute_output_shape(tuple(input_shape), shape)
+        if build:
+            self.act.build(shape)
+        if self.non_local is not None:
+            shape = step(self.non_local, shape)
+        return tuple(shape)
+
+    def _check_gated_width(self, channels: int | None) -> None:
+        gated = self.squeeze_excite or self.context_gate
+        if gated is not None and channels != gated.filters:
+            raise ValueError(
+                f"block {self.name}: squeeze-excitation and context gating act on "
+                f"E = max(filters * expand, filters) = {gated.filters} channels, but the tensor "
+                f"has {channels} here; give the block expand > 0 or filters equal to its "
+                "input width."
+            )
+
+    def build(self, input_shape):
+        self._shapes(input_shape, build=True)
+
+    def compute_output_shape(self, input_shape):
+        return self._shapes(input_shape)
+
     def call(self, x, training=None):
         residual = x
         if self.bottleneck is not None:
@@ -673,14 +774,7 @@ class TinyBlock(CompositeLayer):
             x = self.temporal(x, training=training)
         if self.expand is not None:
             x = self.expand(x, training=training)
-        gated = self.squeeze_excite or self.context_gate
-        if gated is not None and x.shape[-1] != gated.filters:
-            raise ValueError(
-                f"block {self.name}: squeeze-excitation and context gating act on "
-                f"E = max(filters * expand, filters) = {gated.filters} channels, but the tensor "
-                f"has {x.shape[-1]} here; give the block expand > 0 or filters equal to its "
-                "input width."
-            )
+        self._check_gated_width(x.shape[-1])
         if self.squeeze_excite is not None:
             x = self.squeeze_excite(x)
         if self.context_gate is not None:
@@ -717,7 +811,7 @@ class FoldFrames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ClassificationHead(CompositeLayer):
+class ClassificationHead(keras.layers.Layer):
     """Clip mean over frames, height and width -> dropout -> dense logits.
 
     The dense kernel starts as normal(stddev 0.01), as in the original.
@@ -736,9 +830,19 @@ class ClassificationHead(CompositeLayer):
             dtype=self.dtype_policy,
         )
 
+    def build(self, input_shape):
+        self.classifier.build(self._features_shape(input_shape))
+
+    def _features_shape(self, input_shape) -> tuple:
+        """What the classifier sees: one feature vector per clip."""
+        return (regroup_frames(input_shape[0], self.num_frames, 1), input_shape[-1])
+
     def call(self, x, training=None):
         x = ops.mean(fold_clips(x, self.num_frames), axis=(1, 2))
         return self.classifier(self.dropout(x, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return (regroup_frames(input_shape[0], self.num_frames, 1), self.num_classes)
 
     def get_config(self):
         return {
@@ -757,6 +861,10 @@ class SoftmaxPoolingHead(ClassificationHead):
     frame; weights `softmax(logits / sqrt(frames))` over time act as a smooth max,
     and the output is the weighted sum of the per-frame logits.
     """
+
+    def _features_shape(self, input_shape) -> tuple:
+        """One feature vector per frame of each clip."""
+        return (*clip_shape(input_shape, self.num_frames)[:2], input_shape[-1])
 
     def call(self, x, training=None):
         h, w, c = _spatial_dims(x)

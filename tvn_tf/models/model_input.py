@@ -1,6 +1,6 @@
 """What a TVN is fed: how many frames, how far apart, at what size, and what it names.
 
-One small value for the one fact that four places used to spell on their own:
+One small value for the one fact that four places need:
 an `Architecture` (`arch.input`, no class names: an architecture has none), a
 trained run's `ModelSpec` (`spec.input`), an export's `model_info.json`
 (`ModelInput.from_json`, `to_json`) and the clip pipeline, which reads the

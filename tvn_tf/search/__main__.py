@@ -2,7 +2,7 @@
 
     python -m tvn_tf.search --flagfile=flags/search_demo.cfg
     python -m tvn_tf.search --flagfile=flags/search_tvn1.cfg \
-        --storage=postgresql://tvn@dbhost:5432/tvn      # the same command on every worker
+        --storage=postgresql://USER:PASSWORD@HOST:5432/tvn  # the same on every worker
 
 Each candidate is checked against --max_params and --max_latency_ms (converted
 to TFLite and timed on --threads threads) before any training; a feasible one
@@ -41,7 +41,7 @@ flags.DEFINE_string("model_dir", None, "Where the study (SQLite), candidates and
 flags.DEFINE_string(
     "storage",
     "",
-    "Optuna storage URL shared by workers, e.g. postgresql://USER:PASS@HOST:5432/DB; "
+    "Optuna storage URL shared by workers, e.g. postgresql://USER:PASSWORD@HOST:5432/tvn; "
     "empty: sqlite:///MODEL_DIR/search.db (one machine).",
 )
 flags.DEFINE_string("study_name", _DEFAULT.study_name, "Study name in the storage.")

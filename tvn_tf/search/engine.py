@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import fcntl
 import gc
 import json
 import os
 import shutil
 import socket
+import sqlite3
 import sys
 import tempfile
 import time
@@ -41,9 +43,11 @@ from typing import Any
 
 import numpy as np
 
+from tvn_tf import atomic
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import splits as splits_lib
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import memory
 from tvn_tf.search import space as space_lib
 from tvn_tf.data import dataset as data_lib
 
@@ -52,6 +56,8 @@ LATENCY_VARIANTS = ("float32", "int8")
 STUDY_DB = "search.db"
 BEST_ARCHITECTURE = "best_architecture.json"
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+# What a search writes in its model dir: the records of one study.
+RECORDS = ("trials.csv", BEST_ARCHITECTURE, "final_metrics.json", "search_report.png")
 SETTINGS_ATTR = "tvn_search_settings"
 
 
@@ -108,6 +114,13 @@ def check_config(config: SearchConfig) -> None:
         ("num_trials", config.num_trials >= 1, "an integer >= 1"),
         ("population", config.population >= 1, "an integer >= 1"),
         (
+            "population",
+            config.algorithm != "tournament" or config.population < config.num_trials,
+            f"fewer than --num_trials={config.num_trials} with --algorithm=tournament (the "
+            "first --population candidates are random, the tournament only mutates after "
+            "them); lower --population, raise --num_trials or use --algorithm=random",
+        ),
+        (
             "tournament_size",
             1 <= config.tournament_size <= config.population,
             "an integer in [1, --population]",
@@ -150,14 +163,18 @@ def storage_url(config: SearchConfig) -> str:
     return "sqlite:///" + os.path.abspath(os.path.join(config.model_dir, STUDY_DB))
 
 
-def open_storage(url: str, config: SearchConfig | None = None):
+def open_storage(url: str, config: SearchConfig | None = None, flag: str = "--storage"):
     """An Optuna `RDBStorage` with heartbeats and retries of dead workers' trials.
 
-    `postgresql://` URLs use psycopg 3. Raises ValueError (one line) when the URL
-    is malformed or the database cannot be reached.
+    `postgresql://` URLs use psycopg 3. Raises ValueError (one line, naming
+    `flag`) when the URL is malformed, the database cannot be reached, or a
+    SQLite file is not a study database (`check_sqlite_file`: refused before
+    Optuna would write its tables into it).
     """
     import optuna
 
+    check_sqlite_file(url, flag)
+    shown = _redact(url)  # As given.
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine_kwargs: dict[str, Any] = {}
@@ -172,10 +189,9 @@ def open_storage(url: str, config: SearchConfig | None = None):
                 max_retry=config.max_retry
             ),
         )
-    shown = _redact(url)
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise ValueError(
-            f"--storage={shown}: expected sqlite:///FILE, postgresql://USER@HOST:PORT/DB "
+            f"{flag}={shown}: expected sqlite:///FILE, postgresql://USER:PASSWORD@HOST:5432/tvn "
             "or mysql://..."
         )
     try:
@@ -183,7 +199,76 @@ def open_storage(url: str, config: SearchConfig | None = None):
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as e:  # noqa: BLE001  (SQLAlchemy's and the drivers' errors vary)
         reason = " ".join(str(getattr(e, "orig", None) or e).split())[:300]
-        raise ValueError(f"--storage={shown}: cannot open the study database ({reason}).") from None
+        raise ValueError(f"{flag}={shown}: cannot open the study database ({reason}).") from None
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a `sqlite:///FILE` URL (None: another database, or in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def check_sqlite_file(url: str, flag: str = "--storage") -> None:
+    """Refuses a SQLite file that exists but holds no readable Optuna study database.
+
+    Optuna would create its tables in an emptied (0-byte) file, or in another
+    program's database, and a search would then start a new study over the
+    records of the old one. A missing file is fine: a new study database.
+
+    Raises:
+      ValueError: naming the file and what it holds instead.
+    """
+    path = sqlite_path(url)
+    if path is None or not os.path.lexists(path):
+        return
+    what = "restore it from a copy, or move it away to start a new study"
+    if os.path.isdir(path):
+        raise ValueError(f"{flag}: {path} is a folder, not a study database (SQLite file).")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot read {path} ({e.strerror}).") from None
+    if not head:
+        raise ValueError(f"{flag}: {path} is empty (0 bytes), not a study database; {what}.")
+    if head != b"SQLite format 3\x00":
+        raise ValueError(f"{flag}: {path} is not a SQLite database (the study's); {what}.")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if "trials" in tables:
+                connection.execute("SELECT count(*) FROM trials").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as e:
+        raise ValueError(
+            f"{flag}: {path} is an unreadable SQLite database ({e}); {what}."
+        ) from None
+    if tables and not {"studies", "trials"} <= tables:
+        raise ValueError(
+            f"{flag}: {path} is a SQLite database without Optuna's study tables "
+            f"(it has {', '.join(sorted(tables)[:3])}); {what}."
+        )
+
+
+def check_model_dir(path: str) -> None:
+    """Refuses a --model_dir that is a file or cannot be written, without creating it."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ValueError(f"--model_dir={path}: {probe} is a file, not a folder.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--model_dir={path}: {probe} is not writable.")
 
 
 def _redact(url: str) -> str:
@@ -197,17 +282,17 @@ def _redact(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_optuna():
+def _quiet_optuna(level: int | None = None):
     import optuna
 
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING if level is None else level)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             yield
     finally:
-        optuna.logging.set_verbosity(level)
+        optuna.logging.set_verbosity(previous)
 
 
 def search_split(dataset: data_lib.Dataset) -> splits_lib.GroupSplit:
@@ -295,8 +380,58 @@ def machine_lock(exclusive: bool):
             fcntl.flock(gate, fcntl.LOCK_UN)
 
 
+def _space_flags(config: space_lib.SpaceConfig) -> str:
+    return " ".join(f"--{k}={v[0]},{v[1]}" for k, v in dataclasses.asdict(config).items())
+
+
+def check_space_fits(space: space_lib.SearchSpace, config: SearchConfig, num_classes: int) -> None:
+    """Refuses a search space none of whose networks can be searched, before a study is stored.
+
+    Its smallest network (`SearchSpace.smallest`) must fit the size caps
+    (`space.fits`) and this machine's memory for the proxy training
+    (`memory.check_fits`), and random draws must find fitting networks.
+
+    Raises:
+      ValueError: one line naming the space's flags and the cap not met.
+    """
+    smallest = space.smallest()
+    size = space_lib.estimate(smallest)
+    flags_text = _space_flags(space.config)
+    caps = [
+        (size.max_activation, space_lib.MAX_ACTIVATION, "values in its largest tensor"),
+        (size.max_attention, space_lib.MAX_ATTENTION, "values in its attention"),
+        (size.params, space_lib.MAX_PARAMS_ESTIMATE, "parameters"),
+    ]
+    for value, cap, what in caps:
+        if value > cap:
+            raise ValueError(
+                f"the search space {flags_text} holds no network small enough to search: even "
+                f"its smallest ({smallest.num_frames} frames at {smallest.image_size}px, "
+                f"{len(smallest.blocks)} blocks) has {value:,} {what} per clip (at most "
+                f"{cap:,}); lower --resolution, --frames or --filters."
+            )
+    try:
+        memory.check_fits(smallest, num_classes, config.proxy.batch_size, training=True)
+    except memory.TooLargeError as e:
+        raise ValueError(
+            f"the search space {flags_text} holds no network this machine can train with "
+            f"--batch_size={config.proxy.batch_size}: even its smallest: {e}"
+        ) from None
+    try:
+        space.sample(np.random.default_rng(config.seed))
+    except ValueError:
+        raise ValueError(
+            f"the search space {flags_text}: no network of 1000 random draws fits the size "
+            "caps (only its smallest networks do); lower --resolution, --frames or --filters."
+        ) from None
+
+
 class _OverBudget(Exception):
     """A trial created after the budget was reached (a race between workers)."""
+
+
+class _Stop(Exception):
+    """No candidate could be proposed: the trial fails and the search stops with the reason."""
 
 
 class NothingFeasible(ValueError):
@@ -327,10 +462,20 @@ class Search:
     """One worker of a study: proposes, measures, trains and records candidates."""
 
     def __init__(self, config: SearchConfig):
+        """Checks every flag, path and storage URL, then opens (or creates) the study.
+
+        Everything that can be refused is refused here, before any candidate
+        trains and before a new study is stored.
+        """
         check_config(config)
+        check_model_dir(config.model_dir)
         self.config = config
         self.space = space_lib.SearchSpace(config.space)
         self.seeds = seed_architectures(config.seed_architectures, self.space)
+        if config.compare_study:
+            from tvn_tf.search import report
+
+            report.load_compare(config.compare_study)
         # Data first: an unreadable folder is refused before the study is touched.
         self.dataset = data_lib.load_dataset(config.data)
         self.split = search_split(self.dataset)
@@ -343,20 +488,46 @@ class Search:
                 f"{round(proxy.warmup_epochs * steps_per_epoch)} steps, not shorter than "
                 f"--train_steps={proxy.train_steps}: lower --warmup_epochs."
             )
+        self.num_classes = len(self.dataset.class_names)
+        check_space_fits(self.space, config, self.num_classes)
         self.settings = settings(config, self.space, self.dataset)
         self.latency_cache: dict[str, float] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._announced: dict[int, str] = {}
+        self._stop: str | None = None
         self.study = self._open_study()
+
+    def _records(self) -> list[str]:
+        """The records of a study already in the model dir (`RECORDS`)."""
+        return [n for n in RECORDS if os.path.exists(os.path.join(self.config.model_dir, n))]
+
+    def _refuse_new_study(self, where: str) -> None:
+        """A new study must not write over the records of one it cannot read."""
+        records = self._records()
+        if records:
+            raise ValueError(
+                f"{self.config.model_dir} holds {', '.join(records)} of a search, but {where} "
+                f"has no study '{self.config.study_name}' to resume; restore that study "
+                "(or pass the --storage and --study_name it used), or use another --model_dir."
+            )
 
     def _open_study(self):
         import optuna
 
-        if not self.config.storage:  # The SQLite file lives in the model dir.
-            os.makedirs(self.config.model_dir, exist_ok=True)
-        storage = open_storage(storage_url(self.config), self.config)
+        url = storage_url(self.config)
+        path = sqlite_path(url)
+        if path is not None:  # Refused before the file or its folder is created.
+            if not os.path.exists(path):
+                self._refuse_new_study(path)
+            check_sqlite_file(url)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        storage = open_storage(url, self.config)
+        os.makedirs(self.config.model_dir, exist_ok=True)
         name = self.config.study_name
         with _quiet_optuna():
             names = [s.study_name for s in storage.get_all_studies()]
+            if name not in names:
+                self._refuse_new_study(path or _redact(url))
             if name in names:
                 study = optuna.load_study(study_name=name, storage=storage)
                 old = study.user_attrs.get(SETTINGS_ATTR)
@@ -385,25 +556,31 @@ class Search:
         progress = _Progress(config.num_trials, config.progress)
         try:
             while True:
-                with _quiet_optuna():
-                    optuna.storages.fail_stale_trials(self.study)
+                self._fail_stale_trials(progress)
                 trials = self.study.get_trials(deepcopy=False)
                 finished = [t for t in trials if _state(t) in ("COMPLETE", "PRUNED")]
                 progress.show(trials)
                 if len(finished) >= config.num_trials:
+                    self._check_feasible(trials, finished, final=True)
                     break
                 self._check_feasible(trials, finished)
                 waiting = any(_state(t) == "WAITING" for t in trials)
                 if len(counted_numbers(trials)) >= config.num_trials and not waiting:
                     # The rest is running elsewhere; wait in case a worker dies.
+                    self._announce_waits(trials, progress)
                     time.sleep(min(config.heartbeat_interval, 5))
                     continue
+                self._stop = None
                 try:
-                    with _quiet_optuna():
-                        self.study.optimize(self._objective, n_trials=1, catch=(_OverBudget,))
+                    # Optuna logs a failed trial with its traceback: the search says
+                    # what failed in one line instead.
+                    with _quiet_optuna(optuna.logging.ERROR):
+                        self.study.optimize(self._objective, n_trials=1, catch=(_OverBudget, _Stop))
                 except optuna.exceptions.UpdateFinishedTrialError:
                     # Taken for dead (no heartbeat within --grace_period) and queued again.
                     continue
+                if self._stop is not None:
+                    raise ValueError(self._stop)
                 from tvn_tf.search import report
 
                 report.write_all(self, config)  # Up to date while the search runs.
@@ -411,11 +588,14 @@ class Search:
             progress.close()
         return self.summary()
 
-    def _check_feasible(self, trials, finished) -> None:
+    def _check_feasible(self, trials, finished, final: bool = False) -> None:
+        """Raises NothingFeasible when no candidate trained: after the random phase
+        (with constraints), or at the end of the budget (`final`)."""
         config = self.config
-        if not (config.max_params or config.max_latency_ms):
-            return
-        if len(finished) < min(config.population, config.num_trials):
+        constrained = bool(config.max_params or config.max_latency_ms)
+        if not final and (
+            not constrained or len(finished) < min(config.population, config.num_trials)
+        ):
             return
         if any(_state(t) == "COMPLETE" for t in trials):
             return
@@ -426,12 +606,110 @@ class Search:
             seen.append(f"fastest {min(latencies):.1f} ms")
         if params:
             seen.append(f"fewest {min(params):,} parameters")
+        reasons = sorted({t.user_attrs.get("reason", "") for t in finished} - {""})
+        phase = "of the random phase " if not final else ""
+        if constrained:
+            raise NothingFeasible(
+                f"none of the {len(finished)} candidates {phase}met "
+                f"--max_latency_ms={config.max_latency_ms:g} --max_params={config.max_params} "
+                f"({', '.join(seen) or 'nothing measured'}); nothing to report as the best: "
+                "relax the limits or narrow the space (--resolution, --frames, --blocks, "
+                "--filters)."
+            )
         raise NothingFeasible(
-            f"none of the {len(finished)} candidates of the random phase met "
-            f"--max_latency_ms={config.max_latency_ms:g} --max_params={config.max_params} "
-            f"({', '.join(seen) or 'nothing measured'}); relax the limits or narrow the space "
-            "(--resolution, --frames, --blocks, --filters)."
+            f"none of the {len(finished)} candidates trained "
+            f"({'; '.join(reasons)[:300] or 'no reason recorded'}); nothing to report as the best."
         )
+
+    def _fail_stale_trials(self, progress: _Progress) -> None:
+        """Optuna's `fail_stale_trials`, saying which trials it failed and queued again."""
+        import optuna
+
+        before = {
+            t.number: t for t in self.study.get_trials(deepcopy=False) if _state(t) == "RUNNING"
+        }
+        with _quiet_optuna():
+            optuna.storages.fail_stale_trials(self.study)
+        if not before:
+            return
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number in before and _state(t) == "FAIL":
+                worker = before[t.number].user_attrs.get("worker", "its worker")
+                progress.note(
+                    f"trial {t.number} ({worker}) sent no heartbeat within "
+                    f"--grace_period={self.config.grace_period} s: failed, and its candidate "
+                    "queued again."
+                )
+
+    def _fail_and_retry(self, trial) -> None:
+        """Fails a running trial and queues its candidate again, as Optuna does a stale one."""
+        import copy
+
+        import optuna
+
+        storage = self.study._storage  # noqa: SLF001
+        trial_id = trial._trial_id  # noqa: SLF001
+        try:
+            failed = storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # Another worker did.
+        callback = storage.get_heartbeat_stale_trial_callback()
+        if failed and callback is not None:
+            callback(self.study, copy.deepcopy(storage.get_trial(trial_id)))
+
+    def _announce_waits(self, trials, progress: _Progress) -> None:
+        """Says, once per trial and state, which running trial this worker waits for.
+
+        A trial whose worker stopped sending heartbeats (killed, or its machine
+        lost) stays RUNNING until --grace_period has passed since its last
+        heartbeat; then the next look fails it and queues its candidate again.
+        """
+        config = self.config
+        running = [t for t in trials if _state(t) == "RUNNING"]
+        if not running:
+            return
+        ages = heartbeat_ages(self.study, running)
+        for t in running:
+            worker = t.user_attrs.get("worker", "a worker")
+            started = t.datetime_start.strftime("%H:%M:%S") if t.datetime_start else "?"
+            age = ages.get(t.number)
+            host, _, pid = worker.rpartition(":")
+            gone = host == socket.gethostname() and pid.isdigit() and not atomic.pid_alive(int(pid))
+            started_ago = (
+                (datetime.datetime.now() - t.datetime_start).total_seconds()
+                if t.datetime_start
+                else 0.0
+            )
+            if age is None and (gone or started_ago > config.grace_period):
+                # Its worker died before its first heartbeat: Optuna never fails such a
+                # trial, so the search would wait for it for ever.
+                self._fail_and_retry(t)
+                progress.note(
+                    f"trial {t.number} (started {started}) never sent a heartbeat and its "
+                    f"worker {worker} is gone: failed, and its candidate queued again."
+                )
+                continue
+            silent = gone or (age is not None and age > 2 * config.heartbeat_interval)
+            state = "silent" if silent else "alive"
+            if self._announced.get(t.number) == state:
+                continue
+            self._announced[t.number] = state
+            if silent:
+                left = max(0.0, config.grace_period - (age or 0.0))
+                retry = datetime.datetime.now() + datetime.timedelta(seconds=left)
+                why = f"its worker {worker} is gone" if gone else f"{worker} is silent"
+                beat = f"no heartbeat for {age:.0f} s" if age is not None else "no heartbeat yet"
+                message = (
+                    f"waiting for trial {t.number} (started {started}): {why}, {beat}; "
+                    f"its candidate is retried when --grace_period={config.grace_period} s "
+                    f"ends, at about {retry:%H:%M:%S}."
+                )
+            else:
+                message = (
+                    f"waiting for trial {t.number}, running on {worker} since {started}: "
+                    "the budget is reached once it ends."
+                )
+            progress.note(message)
 
     # One trial ---------------------------------------------------------------
 
@@ -446,7 +724,11 @@ class Search:
             if rank >= self.config.num_trials:
                 trial.set_user_attr("over_budget", True)
                 raise _OverBudget(f"trial {trial.number} is past --num_trials")
-            arch, parent, mutation = self.propose(rank, trial.number, trials)
+            try:
+                arch, parent, mutation = self.propose(rank, trial.number, trials)
+            except ValueError as e:
+                self._stop = f"trial {trial.number}: {e}"
+                raise _Stop(self._stop) from None
             trial.set_user_attr("architecture", arch.to_json())
             trial.set_user_attr("canonical", space_lib.canonical_key(arch))
             trial.set_user_attr("parent", parent)
@@ -487,13 +769,27 @@ class Search:
         key = space_lib.canonical_key(arch)
         keras.backend.clear_session()
         gc.collect()
-        start = time.perf_counter()
-        model = self._build(arch)
-        params = int(model.count_params())
+        try:  # Refused from its shapes alone, before anything is allocated.
+            memory.check_fits(arch, self.num_classes, config.proxy.batch_size, training=True)
+        except memory.TooLargeError as e:
+            trial.set_user_attr("params", memory.estimate(arch, self.num_classes).params)
+            reason = f"too large to train: {e.short()} (--batch_size={config.proxy.batch_size})"
+            return self._infeasible(trial, timings, reason)
         from tvn_tf.models import flops as flops_lib
 
+        start = time.perf_counter()
+        try:
+            model = self._build(arch)
+            flops = int(flops_lib.count_flops(model).forward)
+        except Exception as e:  # noqa: BLE001  (MemoryError, TensorFlow's and Keras's OOM)
+            oom = memory.out_of_memory(e)
+            if oom is None:
+                raise
+            reason = f"ran out of memory building it: {memory.describe_out_of_memory(oom)}"
+            return self._infeasible(trial, timings, reason)
+        params = int(model.count_params())
         trial.set_user_attr("params", params)
-        trial.set_user_attr("flops", int(flops_lib.count_flops(model).forward))
+        trial.set_user_attr("flops", flops)
         timings["build"] = time.perf_counter() - start
         if config.max_params and params > config.max_params:
             return self._infeasible(trial, timings, f"params {params:,} > {config.max_params:,}")
@@ -521,10 +817,17 @@ class Search:
         try:
             with machine_lock(exclusive=False):
                 result = self.train(arch, key)
-        except (FloatingPointError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001  (sorted below)
+            oom = memory.out_of_memory(e)
+            if oom is not None:
+                reason = f"training ran out of memory: {memory.describe_out_of_memory(oom)}"
+            elif isinstance(e, (FloatingPointError, ValueError)):
+                reason = f"training failed: {' '.join(str(e).split())[:200]}"
+            else:
+                raise
             trial.set_user_attr("timings", timings)
-            trial.set_user_attr("reason", f"training failed: {str(e)[:200]}")
-            raise optuna.TrialPruned(f"training failed: {e}") from None
+            trial.set_user_attr("reason", reason)
+            raise optuna.TrialPruned(reason) from None
         timings["train"] = time.perf_counter() - start - result.get("eval_seconds", 0.0)
         timings["evaluate"] = result.get("eval_seconds", 0.0)
         fitness = float(result["video_accuracy"])
@@ -544,9 +847,7 @@ class Search:
     def _build(self, arch):
         from tvn_tf.models import tvn
 
-        return tvn.build_model(
-            arch, len(self.dataset.class_names), dropout_rate=self.config.proxy.dropout_rate
-        )
+        return tvn.build_model(arch, self.num_classes, dropout_rate=self.config.proxy.dropout_rate)
 
     def _stored_latency(self, key: str) -> float | None:
         for t in self.study.get_trials(deepcopy=False):
@@ -667,9 +968,41 @@ class _Progress:
         )
         self.bar.update(min(len(finished), self.bar.total) - self.bar.n)
 
+    def note(self, message: str) -> None:
+        """A line above the bar (or a warning line without one)."""
+        if self.bar is not None:
+            self.bar.write(f"search: {message}", file=sys.stderr)
+        else:
+            from absl import logging
+
+            logging.warning("%s", message)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def heartbeat_ages(study, trials) -> dict[int, float]:
+    """Seconds since each running trial's last heartbeat, by trial number (database clock)."""
+    import sqlalchemy
+    from optuna.storages._rdb import models  # noqa: PLC2701  (no public heartbeat reader)
+
+    storage = study._storage  # noqa: SLF001
+    storage = getattr(storage, "_backend", storage)  # The RDBStorage under Optuna's cache.
+    engine = getattr(storage, "engine", None)
+    if engine is None:
+        return {}
+    ids = {t._trial_id: t.number for t in trials}  # noqa: SLF001
+    model = models.TrialHeartbeatModel
+    with engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = connection.execute(
+            sqlalchemy.select(model.trial_id, model.heartbeat).where(model.trial_id.in_(ids))
+        ).all()
+    now = now.replace(tzinfo=None)
+    return {
+        ids[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows
+    }
 
 
 def run_search(config: SearchConfig) -> dict[str, Any]:

@@ -163,11 +163,17 @@ def load_compare(spec: str) -> tuple[str, list[dict]]:
         url = "sqlite:///" + os.path.abspath(os.path.join(url, engine.STUDY_DB))
         if not os.path.exists(url[len("sqlite:///") :]):
             raise ValueError(f"--compare_study={spec}: no {engine.STUDY_DB} there.")
-    storage = engine.open_storage(url)
+    path = engine.sqlite_path(url)
+    if path is not None and not os.path.isfile(path):  # Never a new database for a comparison.
+        raise ValueError(f"--compare_study={spec}: no study database at {path}.")
+    storage = engine.open_storage(url, flag="--compare_study")
     with engine._quiet_optuna():  # noqa: SLF001
         names = [s.study_name for s in storage.get_all_studies()]
         if not names or (name and name not in names):
-            raise ValueError(f"--compare_study={spec}: no such study (has {names}).")
+            raise ValueError(
+                f"--compare_study={spec}: no such study (the database has "
+                f"{', '.join(names) or 'none'})."
+            )
         study = optuna.load_study(study_name=name or names[0], storage=storage)
     algorithm = study.user_attrs.get(engine.SETTINGS_ATTR, {}).get("algorithm", "other")
     return f"{algorithm} ({study.study_name})", trial_rows(study.get_trials(deepcopy=False))

@@ -169,6 +169,35 @@ class SearchSpace:
             f"No architecture in {max_tries} draws fits the size caps; widen the space."
         )
 
+    def smallest(self) -> arch_lib.Architecture:
+        """The space's network with the smallest tensors and fewest parameters.
+
+        The lowest resolution, frame count, block count, filters, expansion and
+        repeats; average pooling with the largest windows and strides in space
+        and time; no squeeze-excitation, gating, skip or non-local block. No
+        network of the space fits `fits` when this one does not.
+        """
+        c = self.block_choices
+        block = {
+            "filters": min(c["filters"]),
+            "expand": min(c["expand"]),
+            "repeats": min(c["repeats"]),
+            "spatial_type": "avgpool",
+            "spatial_kernel": max(c["spatial_kernel"]),
+            "spatial_stride": max(c["spatial_stride"]),
+            "temporal_type": "avgpool",
+            "temporal_kernel": max(c["temporal_kernel"]),
+            "temporal_stride": max(c["temporal_stride"]),
+            "non_local": 0,
+            "non_local_pool": _BLOCK_DEFAULTS["non_local_pool"],
+            "context_gate": 0,
+            "squeeze": 0.0,
+            "skip": 0,
+        }
+        data = {k: min(v) for k, v in self.input_choices.items()}
+        data["blocks"] = [dict(block) for _ in range(self.num_blocks[0])]
+        return arch_lib.architecture_from_json(data, "smallest")
+
     def contains(self, arch: arch_lib.Architecture) -> bool:
         """Whether every searched value of `arch` is one of this space's choices."""
         data = _full_json(arch)

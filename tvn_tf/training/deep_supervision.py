@@ -2,12 +2,12 @@
 
 On small data, SGD can leave whole classes of TVN-1 unlearned: the objects of the
 classes learned first get detectors, and the first block stops responding to
-the others before their classes are learned (BUILD.md, "The demo recipe"). A
+the others before their classes are learned (docs/design.md, "The demo recipe"). A
 classifier on a block's pooled output gives that block a short gradient path
 from every class, so it keeps every class's evidence while the blocks after it
-learn to use it. On the demo this cured the trap together with a slower first
-block (`--learning_rate_multipliers=block0:0.1`), neither alone (BUILD.md has
-the figures). The auxiliary heads exist only in training: the
+learn to use it. On the demo this keeps every class together with a slower first
+block (`--learning_rate_multipliers=block0:0.1`), neither alone (docs/design.md
+has the figures). The auxiliary heads exist only in training: the
 checkpoint keeps them so that a run can resume, while evaluation, export and
 serving use the architecture as it is, without them.
 

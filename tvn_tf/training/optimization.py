@@ -52,8 +52,8 @@ def make_optimizer(
     """SGD with momentum (the paper's), RMSprop or AdamW, with decoupled weight decay.
 
     `adamw` is Adam (beta1 = `momentum`, epsilon 1e-7), which scales each
-    parameter's step by its own gradient size; BUILD.md ("The demo recipe")
-    compares it with SGD on the demo data. Weight decay skips batch-norm
+    parameter's step by its own gradient size; on the demo data it did not keep
+    classes from being lost (docs/design.md, "The demo recipe"). Weight decay skips batch-norm
     parameters and biases. With `loss_scaling` (float16 training) the optimizer
     is wrapped in a dynamic loss scaler.
 

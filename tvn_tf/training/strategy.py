@@ -48,7 +48,7 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "--strategy=multi_worker needs the TF_CONFIG environment variable "
-                "(the cluster and this worker's task); see BUILD.md."
+                "(the cluster and this worker's task); see docs/training.md."
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":

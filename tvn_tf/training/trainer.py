@@ -21,8 +21,11 @@ and `_finish` (the final metrics).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tvn_tf import atomic
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import dataset as data_lib
 from tvn_tf.data import splits
@@ -188,6 +192,11 @@ def check_model_dir(
 
 # Flags that change what a checkpoint holds (optimizer slots, loss scale, input state).
 _STATE_FLAGS = ("optimizer", "mixed_precision", "strategy", "aux_classifiers")
+# Of those, the ones a resumed run must keep as the run's record has them. A
+# checkpoint restores into a run that asks for less (no loss scale, fewer
+# heads) without complaint, so only this check stops such a run from training
+# on and rewriting the record. The strategy may change: the restore decides.
+_RECORDED_STATE_FLAGS = ("optimizer", "mixed_precision", "aux_classifiers")
 
 
 def _as_flag(value: Any) -> Any:
@@ -195,19 +204,81 @@ def _as_flag(value: Any) -> Any:
     return ",".join(value) if isinstance(value, list) else value
 
 
-def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, data_config) -> None:
+def _does_not_fit(path: str, config: TrainConfig, reason: str) -> ValueError:
+    return ValueError(
+        f"{path} does not fit this run ({reason}); rerun with the flags of "
+        f"{os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG)}, or use a new --model_dir."
+    )
+
+
+def check_state_flags(config: TrainConfig) -> None:
+    """Refuses to resume a run's checkpoints with other optimizer, precision or training heads.
+
+    Runs before anything is written: a refused rerun leaves the run's record
+    (`train_config.json`) and checkpoints as they were.
+
+    Raises:
+      ValueError: naming the newest checkpoint and each flag that differs.
+    """
+    indexes = glob.glob(os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS, "*.index"))
+    run = model_dir_lib.read_train_config(config.model_dir)
+    if not indexes or run is None:
+        return  # Nothing trained yet: any flags may start it.
+    now = config.to_json()
+    differ = [
+        f"--{k}={_as_flag(now[k]) or 'none'} (the run's: {_as_flag(run['train'][k]) or 'none'})"
+        for k in _RECORDED_STATE_FLAGS
+        if k in run["train"] and run["train"][k] != now[k]
+    ]
+    if differ:
+        newest = max(indexes, key=lambda p: (len(p), p))[: -len(".index")]
+        raise _does_not_fit(newest, config, ", ".join(differ))
+
+
+_INPUT_STATE = "data/.ATTRIBUTES/ITERATOR_STATE"
+
+
+def _restore(
+    checkpoint: tf.train.Checkpoint,
+    path: str,
+    config: TrainConfig,
+    data_config,
+    trackables: dict[str, Any] | None = None,
+) -> None:
     """Restores a training checkpoint; a mismatch names the checkpoint and the flags that differ.
+
+    A checkpoint without an input position (saved over several replicas, say)
+    restores all but the input, which then starts afresh.
+
+    Args:
+      checkpoint: The run's checkpoint.
+      path: The checkpoint to restore.
+      config: The run's flags (named in a refusal).
+      data_config: The run's data flags (named in a refusal).
+      trackables: What `checkpoint` was built from, to restore without the
+        input position where `path` has none.
 
     Raises:
       ValueError: the checkpoint does not fit this run's model and optimizer.
     """
     try:
+        trackables = trackables or {}
+        if "data" in trackables and not tf.train.load_checkpoint(path).has_tensor(_INPUT_STATE):
+            logging.info("%s holds no input position: the input starts afresh.", path)
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in trackables.items() if k != "data"})
         checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         # The failed restore would log a warning per unmatched value at exit: the
         # message below says it all.
         tf.get_logger().setLevel("ERROR")
-        run = model_dir_lib.read_train_config(config.model_dir) or {"train": {}, "data": {}}
+        run = model_dir_lib.read_train_config(config.model_dir)
+        if run is None:  # Checkpoints from elsewhere: no recorded flags to blame.
+            raise ValueError(
+                f"{path} does not fit this run ({model_dir_lib.first_line(e)}); "
+                f"{config.model_dir} has no {model_dir_lib.TRAIN_CONFIG}, so its "
+                f"{model_dir_lib.CHECKPOINTS}/ hold another model's checkpoints: move that "
+                "folder away to start over, or use a new --model_dir."
+            ) from None
         now = {**config.to_json(), "data_format": data_config.data_format}
         was = {**run["train"], "data_format": run["data"].get("data_format")}
         differ = [
@@ -216,10 +287,7 @@ def _restore(checkpoint: tf.train.Checkpoint, path: str, config: TrainConfig, da
             if k in was and was[k] != now[k]
         ]
         reason = ", ".join(differ) if differ else model_dir_lib.first_line(e)
-        raise ValueError(
-            f"{path} does not fit this run ({reason}); rerun with the flags of "
-            f"{os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG)}, or use a new --model_dir."
-        ) from None
+        raise _does_not_fit(path, config, reason) from None
 
 
 class _Progress:
@@ -253,14 +321,36 @@ class _Progress:
             self.bar.close()
 
 
-def _save_iterator_too(strategy: tf.distribute.Strategy, data_config: data_lib.DataConfig) -> bool:
-    # Input pipelines distributed over several devices or workers, and the AVI
-    # pipeline (it decodes in Python), cannot be checkpointed; there, a resumed
-    # run sees fresh draws (same steps and schedule).
+def _one_pipeline(strategy: tf.distribute.Strategy) -> bool:
+    """Whether the run feeds one replica in this process, from a plain (checkpointable) iterator.
+
+    A distributed iterator cannot be checkpointed, even over one device: one
+    replica reads a plain `tf.data` iterator instead, whose batches
+    `strategy.run` hands to that replica as they are.
+    """
+    return strategy.num_replicas_in_sync == 1 and not isinstance(
+        strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)
+    )
+
+
+def _input_position_note(
+    strategy: tf.distribute.Strategy, data_config: data_lib.DataConfig
+) -> str | None:
+    """Why this run's input position cannot be checkpointed, or None when it can.
+
+    Input pipelines distributed over several devices or workers, and the AVI
+    pipeline (it decodes in Python), cannot be checkpointed; there, a resumed
+    run sees fresh draws (same steps and schedule).
+    """
+    if not data_lib.is_prepared(data_config):
+        why = "the .avi pipeline decodes in Python"
+    elif not _one_pipeline(strategy):
+        why = f"the input is distributed over {strategy.num_replicas_in_sync} replicas"
+    else:
+        return None
     return (
-        strategy.num_replicas_in_sync == 1
-        and data_lib.is_prepared(data_config)
-        and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        f"The input position is not checkpointed ({why}): a resumed run draws fresh clips "
+        "(same steps and schedule)."
     )
 
 
@@ -376,6 +466,8 @@ def train(
 
     Raises:
       ValueError: on bad flags, data or model dir (one line, naming the flag).
+      tvn_tf.atomic.NoSpaceError: a file system filled up (names it and the file).
+      Interrupted: Ctrl-C (says at which step, and where the same command resumes).
     """
     _check_config(config)
     dataset = data_lib.load_dataset(data_config)
@@ -388,7 +480,11 @@ def train(
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
     # One writer per folder: a second run on it would interleave checkpoints.
     with model_dir_lib.lock_run(strategy_lib.write_dir(config.model_dir, strategy)):
-        return _train(config, data_config, dataset, arch, strategy)
+        try:
+            return _train(config, data_config, dataset, arch, strategy)
+        except Exception as e:  # A full disk under any writer: TensorBoard, JSON, PNG.
+            atomic.raise_if_no_space(e, getattr(e, "filename", None) or config.model_dir, None)
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,6 +519,34 @@ class _Run:
     best_accuracy: float = -1.0
     writer: Any = None
     evaluator: Evaluator | None = None
+    trackables: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The step of this process's last checkpoint (-1: none yet).
+    saved_step: int = -1
+    # What a training checkpoint's variables take on disk (a full disk's message).
+    variable_bytes: int = 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run; str() is the one line that says where, and what next.
+
+    A KeyboardInterrupt still, so that every caller's handling of Ctrl-C sees it.
+
+    Attributes:
+      step: The last step trained, or None when it stopped before training.
+      resume_step: Where the same command resumes (its last checkpoint).
+    """
+
+    def __init__(self, step: int | None, resume_step: int | None):
+        super().__init__(step, resume_step)
+        self.step, self.resume_step = step, resume_step
+
+    def __str__(self) -> str:
+        if self.step is None:
+            return "interrupted before training began; the same command starts it again"
+        text = f"interrupted at step {self.step}; the same command resumes"
+        if self.resume_step != self.step:
+            text += f" from step {self.resume_step or 0} (its last checkpoint)"
+        return text
 
 
 def _train(
@@ -432,9 +556,42 @@ def _train(
     arch: arch_lib.Architecture,
     strategy: tf.distribute.Strategy,
 ) -> dict[str, Any]:
-    """`train` once the run folder is locked: plan, set up, restore, loop, finish."""
+    """`train` once the run folder is locked: plan, set up, restore, loop, finish.
+
+    Ctrl-C saves the step it stopped at (where every worker can take part: not
+    under multi-worker training) and raises `Interrupted`.
+    """
+    started: list[_Run] = []
+    try:
+        return _train_phases(config, data_config, dataset, arch, strategy, started)
+    except KeyboardInterrupt:
+        run = started[0] if started else None
+        if run is None or run.saved_step < 0 and int(run.step.numpy()) == 0:
+            raise Interrupted(None, None) from None
+        step = int(run.step.numpy())
+        if step > run.saved_step and not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            try:
+                _save(run.manager, step, run.variable_bytes)
+                run.saved_step = step
+            except (KeyboardInterrupt, Exception) as e:  # A second Ctrl-C, a full disk.
+                logging.warning("Could not save step %d: %s", step, model_dir_lib.first_line(e))
+        raise Interrupted(step, max(run.saved_step, 0)) from None
+
+
+def _train_phases(
+    config: TrainConfig,
+    data_config: data_lib.DataConfig,
+    dataset: data_lib.Dataset,
+    arch: arch_lib.Architecture,
+    strategy: tf.distribute.Strategy,
+    started: list[_Run],
+) -> dict[str, Any]:
+    """The phases of `_train`; the run they build is appended to `started` once set up."""
     plan = _plan(config, data_config, dataset, arch, strategy)
     run = _set_up(config, data_config, dataset, arch, strategy, plan)
+    started.append(run)
     _restore_or_start(config, data_config, dataset, plan, run)
     train_step = _make_train_step(config, strategy, plan, len(dataset.class_names), run)
     run.writer = tf.summary.create_file_writer(
@@ -482,6 +639,7 @@ def _plan(
         arch.name, arch.to_json(), dataset.class_names, config.head, config.dropout_rate
     )
     check_model_dir(config.model_dir, spec, data_config, dataset.split)
+    check_state_flags(config)
     deep_supervision.check_names(arch, config.aux_classifiers)
     multipliers = optimization.parse_multipliers(config.learning_rate_multipliers, len(arch.blocks))
     num_train = dataset.num_videos(dataset.split.train)
@@ -557,23 +715,114 @@ def _set_up(
             deterministic=config.deterministic,
         )
 
-    iterator = iter(strategy.distribute_datasets_from_function(train_input))
+    if _one_pipeline(strategy):
+        iterator = iter(train_input(tf.distribute.InputContext()))
+    else:
+        iterator = iter(strategy.distribute_datasets_from_function(train_input))
     # Dropout's random state is a model variable that the checkpoint does not
     # reach through the layer: save it by name, or a resumed run draws anew.
     seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
     trackables = dict(model=model, optimizer=optimizer, step=step, random_states=seed_states)
     if aux:  # Resuming needs the heads, evaluation and export never read them.
         trackables["aux_heads"] = aux[1]
-    if _save_iterator_too(strategy, data_config):
+    note = _input_position_note(strategy, data_config)
+    if note is None:
         trackables["data"] = iterator
+    elif strategy_lib.is_chief(strategy):
+        logging.info(note)
     checkpoint = tf.train.Checkpoint(**trackables)
     out_dir = strategy_lib.write_dir(config.model_dir, strategy)
+    for folder in (model_dir_lib.CHECKPOINTS, model_dir_lib.BEST):
+        _remove_unfinished_checkpoints(os.path.join(out_dir, folder))
+    atomic.remove_stale_temporaries(out_dir)
     manager = tf.train.CheckpointManager(
         checkpoint,
         os.path.join(out_dir, model_dir_lib.CHECKPOINTS),
         max_to_keep=config.keep_checkpoints,
     )
-    return _Run(model, optimizer, schedule, step, iterator, checkpoint, manager, out_dir, aux)
+    run = _Run(model, optimizer, schedule, step, iterator, checkpoint, manager, out_dir, aux)
+    run.trackables = trackables
+    variables = _trainable_variables(model, aux) + model.non_trainable_variables
+    run.variable_bytes = sum(
+        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+        for v in variables + list(optimizer.variables)
+    )
+    return run
+
+
+# What TensorFlow writes while it saves `ckpt-N`: its shards in `ckpt-N_temp/`, and
+# the `checkpoint` state file as `checkpoint.tmp<hex>` before its rename.
+_UNFINISHED_SAVE = re.compile(r"^(ckpt-\d+_temp|checkpoint\.tmp[0-9a-f]+)$")
+
+
+def _remove_unfinished_checkpoints(folder: str) -> None:
+    """Removes what a save cut short (a kill, a full disk) left in `folder`.
+
+    Only the process that holds the run folder's lock saves there, so no save
+    is under way: every temporary is a leftover, often as large as a checkpoint.
+    A checkpoint's data without its index (written last) is one too.
+    """
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    indexed = {n[: -len(".index")] for n in names if n.endswith(".index")}
+    removed = []
+    for name in names:
+        data = re.match(r"^(ckpt-\d+)\.data-\d+-of-\d+$", name)
+        if _UNFINISHED_SAVE.match(name) or (data and data.group(1) not in indexed):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(name)
+    if removed:
+        logging.info("Removed what unfinished saves left in %s: %s", folder, ", ".join(removed))
+
+
+def _remove_checkpoint_files(prefix: str) -> None:
+    """Removes checkpoint `prefix` (its index, its data, its temporary folder)."""
+    shutil.rmtree(prefix + "_temp", ignore_errors=True)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+
+
+def _last_checkpoint_bytes(folder: str) -> int:
+    """The size of the newest checkpoint in `folder` (0 if there is none)."""
+    found = {}
+    for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
+        match = re.match(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$", os.path.basename(path))
+        if match:
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            found[int(match.group(1))] = found.get(int(match.group(1)), 0) + size
+    return found[max(found)] if found else 0
+
+
+def _save(manager: tf.train.CheckpointManager, number: int, variable_bytes: int) -> None:
+    """Saves checkpoint `number`; a failed save (full disk, Ctrl-C) leaves none of its files.
+
+    Raises:
+      tvn_tf.atomic.NoSpaceError: the file system is full (names it, the
+        checkpoint and about what it needs: the last checkpoint's size, or the
+        variables' where there is none).
+      Anything else the save raised, once its files are gone.
+    """
+    prefix = os.path.join(manager.directory, f"ckpt-{number}")
+    try:
+        manager.save(checkpoint_number=number)
+    except BaseException as e:
+        _remove_checkpoint_files(prefix)
+        if isinstance(e, Exception):
+            needed = max(variable_bytes, _last_checkpoint_bytes(manager.directory))
+            atomic.raise_if_no_space(e, prefix, needed)
+        raise
 
 
 def _restore_or_start(
@@ -588,8 +837,9 @@ def _restore_or_start(
         os.path.join(config.model_dir, model_dir_lib.CHECKPOINTS)
     )
     if latest:
-        _restore(run.checkpoint, latest, config, data_config)
-        logging.info("Resumed from %s at step %d.", latest, int(run.step.numpy()))
+        _restore(run.checkpoint, latest, config, data_config, run.trackables)
+        run.saved_step = int(run.step.numpy())
+        logging.info("Resumed from %s at step %d.", latest, run.saved_step)
     # Only now that every check has passed: a refused rerun leaves the folder as it was.
     if plan.chief:
         model_dir_lib.write_spec(config.model_dir, plan.spec)
@@ -688,7 +938,8 @@ def _loop(
             current = int(run.step.numpy())
             _log_step(config, run, progress, current, loss, correct, throughput.tick())
             if current % config.checkpoint_every == 0 or current == plan.total_steps:
-                run.manager.save(checkpoint_number=current)
+                _save(run.manager, current, run.variable_bytes)
+                run.saved_step = current
             validate = dataset.split.validation and (
                 current == plan.total_steps
                 or config.eval_every
@@ -747,7 +998,7 @@ def _validate(
         improved = result["video_accuracy"] > run.best_accuracy
     # Every worker takes part in a save, so every worker learns the chief's choice.
     if strategy_lib.from_chief(strategy, improved, plan.chief):
-        run.best_manager.save(checkpoint_number=current)
+        _save(run.best_manager, current, run.variable_bytes)
         if plan.chief:
             run.best_accuracy = result["video_accuracy"]
             model_dir_lib.write_json_atomic(

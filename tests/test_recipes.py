@@ -1,0 +1,182 @@
+"""Every shipped flagfile (flags/*.cfg) runs end to end, as its own strategy and split say.
+
+A recipe is run as written, with only the data, the sizes and the step counts
+overridden (`SCALED_DOWN`): the session's tiny demo data (4 classes x 5 groups),
+32x32 input at a quarter of the width, a few steps of a few clips. Its split
+flags stay (UCF50's `--split=logo --fold=1 --num_validation_groups=2` works on
+5 groups). Training recipes train and evaluate; `tvn1.cfg` is exported too
+(float32 only, a few parity clips: an export takes 20-90 s here, and
+tests/test_export.py exports a model with every op type); `search_*.cfg` run
+a two-candidate search. New flagfiles are picked up by the glob.
+
+Each binary runs every recipe in one child process (`run_module_cases`), so
+TensorFlow is imported once per binary, not once per recipe.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+
+from tests.isolated import ROOT, run_module_cases
+
+RECIPES = sorted(glob.glob(os.path.join(ROOT, "flags", "*.cfg")))
+SEARCH_RECIPES = [r for r in RECIPES if os.path.basename(r).startswith("search_")]
+TRAIN_RECIPES = [r for r in RECIPES if r not in SEARCH_RECIPES]
+
+# What every training recipe is run with on top of its flagfile: data, sizes, steps.
+SCALED_DOWN = [
+    "--image_size=32",
+    "--width_multiplier=0.25",
+    "--train_steps=2",
+    "--batch_size=4",
+    "--warmup_epochs=0",
+    "--checkpoint_every=1",
+    "--eval_clips=1",
+]
+# A search recipe's space, budget and proxy, scaled down the same way (two candidates).
+SEARCH_SCALED_DOWN = [
+    "--resolution=32,32",
+    "--frames=1,2",
+    "--frame_stride=1,4",
+    "--blocks=2,3",
+    "--filters=8,16",
+    "--repeats=1,1",
+    "--num_trials=2",
+    # The recipes' populations exceed two trials: the tournament needs a population of at
+    # most the budget.
+    "--population=2",
+    "--tournament_size=2",
+    "--train_steps=2",
+    "--batch_size=4",
+    "--warmup_epochs=0",
+    "--eval_clips=1",
+    "--latency_runs=2",
+    # A loaded 2-core test machine times a candidate anywhere: no latency limit.
+    "--max_latency_ms=0",
+    "--final_epochs=0",
+    "--noprogress",
+]
+
+
+EXPORTED = "tvn1"
+
+
+def _name(recipe: str) -> str:
+    return os.path.splitext(os.path.basename(recipe))[0]
+
+
+def recipe_flags(path: str) -> dict[str, str]:
+    """A flagfile's flags as absl reads them: nested --flagfile lines in place, the last one wins."""
+    values = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name, _, value = line[2:].partition("=")
+            if name == "flagfile":
+                values.update(recipe_flags(os.path.join(ROOT, value)))
+            else:
+                values[name] = value
+    return values
+
+
+def test_recipes_are_found():
+    names = [_name(r) for r in RECIPES]
+    assert "tvn1" in names and "demo" in names and "search_demo" in names, names
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """Every training recipe trained and evaluated (`EXPORTED` exported): name -> results."""
+    root = tmp_path_factory.mktemp("recipes")
+    runs = {_name(r): str(root / _name(r)) for r in TRAIN_RECIPES}
+    train = run_module_cases(
+        "tvn_tf.train",
+        [
+            [f"--flagfile={r}", f"--data_dir={tiny_data['records']}", f"--model_dir={runs[_name(r)]}"]
+            + SCALED_DOWN
+            for r in TRAIN_RECIPES
+        ],
+    )
+    evaluate = run_module_cases("tvn_tf.evaluate", [[f"--model_dir={d}"] for d in runs.values()])
+    export = run_module_cases(
+        "tvn_tf.export",
+        [
+            [
+                f"--model_dir={d}",
+                f"--output_dir={d}_export",
+                "--variants=float32",
+                "--calibration_clips=1",
+                "--augmented_calibration_clips=0",
+                "--parity_clips=2",
+                "--eval_clips=1",
+                "--latency_runs=1",
+            ]
+            for name, d in runs.items()
+            if name == EXPORTED
+        ],
+    )
+    exports = iter(export)
+    return {
+        name: {
+            "dir": runs[name],
+            "train": t,
+            "evaluate": v,
+            "export": next(exports) if name == EXPORTED else None,
+        }
+        for name, t, v in zip(runs, train, evaluate)
+    }
+
+
+@pytest.mark.parametrize("recipe", TRAIN_RECIPES, ids=_name)
+def test_training_recipe_trains_evaluates_and_exports(recipe, trained):
+    run = trained[_name(recipe)]
+    assert run["train"].returncode == 0, run["train"].stderr[-3000:]
+    metrics = json.loads(open(os.path.join(run["dir"], "metrics.json")).read())
+    assert metrics["step"] == 2 and metrics["num_test_videos"] > 0
+    recorded = json.loads(open(os.path.join(run["dir"], "train_config.json")).read())
+    written = recipe_flags(recipe)
+    for flag in ("strategy", "mixed_precision", "optimizer", "split", "fold"):
+        if flag in written:
+            side = "data" if flag in ("split", "fold") else "train"
+            assert str(recorded[side][flag]) == written[flag], flag
+
+    assert run["evaluate"].returncode == 0, run["evaluate"].stderr[-3000:]
+    assert json.loads(run["evaluate"].stdout.strip().splitlines()[-1])["step"] == 2
+
+    if run["export"] is None:
+        return
+    assert run["export"].returncode == 0, run["export"].stderr[-3000:]
+    exported = os.path.join(f"{run['dir']}_export")
+    assert os.path.getsize(os.path.join(exported, "model_float32.tflite")) > 0
+    assert os.path.isdir(os.path.join(exported, "saved_model"))
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_data, tmp_path_factory):
+    """Every search recipe run as a two-candidate search: name -> (folder, result)."""
+    root = tmp_path_factory.mktemp("search_recipes")
+    runs = {_name(r): str(root / _name(r)) for r in SEARCH_RECIPES}
+    results = run_module_cases(
+        "tvn_tf.search",
+        [
+            [f"--flagfile={r}", f"--data_dir={tiny_data['records']}", f"--model_dir={runs[_name(r)]}"]
+            + SEARCH_SCALED_DOWN
+            for r in SEARCH_RECIPES
+        ],
+    )
+    return {name: {"dir": runs[name], "result": r} for name, r in zip(runs, results)}
+
+
+@pytest.mark.parametrize("recipe", SEARCH_RECIPES, ids=_name)
+def test_search_recipe_searches(recipe, searched):
+    run = searched[_name(recipe)]
+    assert run["result"].returncode == 0, run["result"].stderr[-3000:]
+    summary = json.loads(run["result"].stdout.strip().splitlines()[-1])
+    assert summary["trials"] == 2, summary
+    assert os.path.exists(os.path.join(run["dir"], "trials.csv"))
