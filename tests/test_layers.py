@@ -10,6 +10,8 @@ from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import layers
 from tvn_tf.models import tvn
 
+from tests import layer_testing
+
 RNG = np.random.default_rng(0)
 
 
@@ -257,27 +259,13 @@ def test_softmax_pooling_head_weights_frames_by_softmax():
     np.testing.assert_allclose(out, (per_frame * weights).sum(axis=1), rtol=1e-5, atol=1e-6)
 
 
-LAYERS = [
-    lambda: layers.HardSwish(),
-    lambda: layers.ConvBN(4, (2, 1), (2, 1), "hswish", gamma_zero=True),
-    lambda: layers.SpatialOp("depth", 3, 4, 2, "hswish"),
-    lambda: layers.TemporalOp("avgpool", 3, 4, 2, 5),
-    lambda: layers.SqueezeExcite(16, 0.3, 2),
-    lambda: layers.ContextGate(8, 2),
-    lambda: layers.InvertedBottleneck(4, 16),
-    lambda: layers.ResidualProjection(2),
-    lambda: layers.NonLocal(8, 2, 1),
-    lambda: layers.TinyBlock(_block(**{"inv-bottle": 1, "act": "hswish"}), 4, 1, False),
-    lambda: layers.FoldFrames(),
-    lambda: layers.ClassificationHead(7, 2, 0.3),
-    lambda: layers.SoftmaxPoolingHead(7, 4),
-]
-
-
-@pytest.mark.parametrize("make", LAYERS)
-def test_layers_serialize(make):
-    layer = make()
-    config = keras.saving.serialize_keras_object(layer)
-    assert config["registered_name"].startswith("tvn_tf>")
-    clone = keras.saving.deserialize_keras_object(config)
-    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+@pytest.mark.parametrize(
+    "layer_cls, init_kwargs, input_shape, call_kwargs, output_shape",
+    [case[1:] for case in layer_testing.LAYER_CASES],
+    ids=[case[0] for case in layer_testing.LAYER_CASES],
+)
+def test_layer_contract(layer_cls, init_kwargs, input_shape, call_kwargs, output_shape):
+    # mixed_bfloat16 and the other backends: test_backends.py, in child processes.
+    layer_testing.run_layer_test(
+        layer_cls, init_kwargs, input_shape, call_kwargs, output_shape, mixed_precision=False
+    )

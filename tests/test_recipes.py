@@ -37,6 +37,10 @@ SCALED_DOWN = [
     "--checkpoint_every=1",
     "--eval_clips=1",
 ]
+# Fewer repeats of each block where no flag names a repeat (--aux_classifiers does):
+# tracing the training step of a deep recipe (tvn2: 26 block applications) takes
+# most of its run here.
+SHALLOW = "--depth_multiplier=0.25"
 # A search recipe's space, budget and proxy, scaled down the same way (two candidates).
 SEARCH_SCALED_DOWN = [
     "--resolution=32,32",
@@ -46,10 +50,10 @@ SEARCH_SCALED_DOWN = [
     "--filters=8,16",
     "--repeats=1,1",
     "--num_trials=2",
-    # The recipes' populations exceed two trials: the tournament needs a population of at
-    # most the budget.
-    "--population=2",
-    "--tournament_size=2",
+    # A tournament's population must be smaller than its budget, and its tournaments no
+    # larger than its population: one random candidate, then one mutation of it.
+    "--population=1",
+    "--tournament_size=1",
     "--train_steps=2",
     "--batch_size=4",
     "--warmup_epochs=0",
@@ -98,8 +102,13 @@ def trained(tiny_data, tmp_path_factory):
     train = run_module_cases(
         "tvn_tf.train",
         [
-            [f"--flagfile={r}", f"--data_dir={tiny_data['records']}", f"--model_dir={runs[_name(r)]}"]
+            [
+                f"--flagfile={r}",
+                f"--data_dir={tiny_data['records']}",
+                f"--model_dir={runs[_name(r)]}",
+            ]
             + SCALED_DOWN
+            + ([] if recipe_flags(r).get("aux_classifiers") else [SHALLOW])
             for r in TRAIN_RECIPES
         ],
     )
@@ -165,7 +174,11 @@ def searched(tiny_data, tmp_path_factory):
     results = run_module_cases(
         "tvn_tf.search",
         [
-            [f"--flagfile={r}", f"--data_dir={tiny_data['records']}", f"--model_dir={runs[_name(r)]}"]
+            [
+                f"--flagfile={r}",
+                f"--data_dir={tiny_data['records']}",
+                f"--model_dir={runs[_name(r)]}",
+            ]
             + SEARCH_SCALED_DOWN
             for r in SEARCH_RECIPES
         ],

@@ -21,8 +21,8 @@ import time
 import optuna
 import pytest
 
-from tests.isolated import run_module, start_module
-from tests.test_search import tiny_flags
+from tests.isolated import run_module, run_module_cases, start_module
+from tests.test_search import one_line_error, tiny_flags
 from tvn_tf.search import engine
 
 
@@ -141,3 +141,35 @@ def test_two_workers_one_killed_then_resumed(tiny_data, postgres_url, tmp_path):
     assert c.returncode == 0, c.stderr[-3000:]
     finished = [t for t in study_trials(postgres_url) if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 5 and len({t.user_attrs["canonical"] for t in finished}) == 5
+
+
+def test_records_of_a_study_the_server_lacks_are_kept(tiny_data, postgres_url, tmp_path):
+    """A model dir with a search's records and a --study_name the server has not: refused,
+    nothing created on the server; a --compare_study naming a missing study: refused."""
+    model_dir = tmp_path / "records"
+    model_dir.mkdir()
+    (model_dir / "trials.csv").write_text("number,state\n0,COMPLETE\n")
+    fresh = tmp_path / "fresh"
+
+    def flags(folder, *extra):
+        return ["--noprogress", *tiny_flags(tiny_data["records"], str(folder), *extra)]
+
+    cases = [
+        (
+            flags(model_dir, f"--storage={postgres_url}", "--study_name=absent"),
+            ["holds trials.csv", "has no study 'absent'"],
+        ),
+        (
+            flags(fresh, f"--compare_study={postgres_url}#absent"),
+            [f"--compare_study={postgres_url}#absent", "no such study"],
+        ),
+    ]
+    results = run_module_cases("tvn_tf.search", [args for args, _ in cases])
+    for result, (_, words) in zip(results, cases):
+        one_line_error(result, *words)
+    assert (model_dir / "trials.csv").read_text() == "number,state\n0,COMPLETE\n"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["trials.csv"]
+    assert not fresh.exists()
+    with engine._quiet_optuna():  # noqa: SLF001
+        names = [s.study_name for s in engine.open_storage(postgres_url).get_all_studies()]
+    assert "absent" not in names

@@ -137,3 +137,17 @@ def test_samples_build_and_convert_to_builtin_tflite():
             for variant, clips in variants:
                 ops = tflite.op_names(tflite.convert_model(model, variant, clips))
                 assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+
+
+def test_the_smallest_network_is_in_the_space_and_no_draw_is_smaller():
+    for config in (space_lib.SpaceConfig(), SMALL):
+        space = space_lib.SearchSpace(config)
+        smallest = space.smallest()
+        assert space.contains(smallest) and space_lib.fits(smallest)
+        floor = space_lib.estimate(smallest).max_activation
+        assert all(space_lib.estimate(a).max_activation >= floor for a in draws(space, 100))
+    # Inside the architecture limits, yet nothing fits: the search refuses it up front.
+    huge = space_lib.SearchSpace(
+        space_lib.SpaceConfig(resolution=(1024, 1024), frames=(512, 512))
+    ).smallest()
+    assert not space_lib.fits(huge)

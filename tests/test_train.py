@@ -283,6 +283,27 @@ def test_mirrored_over_two_cpu_devices(tiny_data, tmp_path):
     losses = logged_losses(str(model_dir))
     assert len(losses) == 48 and np.mean(losses[-12:]) < np.mean(losses[:12]), losses
 
+    # Two replicas' input cannot be checkpointed: the run says so once, and resumes.
+    flags = base_flags(
+        tiny_data["records"],
+        model_dir,
+        "--strategy=mirrored",
+        "--image_size=64",
+        "--learning_rate=0.2",
+        "--sync_batch_norm",
+        "--train_steps=50",
+    )
+    resumed = train(*flags, "--cpu_devices=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resumed from {model_dir}/checkpoints/ckpt-48 at step 48." in resumed.stderr
+    assert resumed.stderr.count("The input position is not checkpointed (the input is") == 1
+    # On one device the input position is checkpointed; this checkpoint has none to restore.
+    one = train(*flags, "--train_steps=52")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "ckpt-50 holds no input position: the input starts afresh." in one.stderr
+    assert "1 replica(s)" in one.stderr and "Resumed from" in one.stderr
+    assert json.loads((model_dir / "metrics.json").read_text())["step"] == 52
+
 
 def test_avi_tree_trains_directly(tiny_data, tmp_path):
     result = train(

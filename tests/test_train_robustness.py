@@ -11,7 +11,6 @@ mounting is not permitted. All runs train TVN-1 scaled down (width x0.25,
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -113,7 +112,9 @@ print("the save finished before the kill")
 def test_ctrl_c_saves_its_step_and_a_kill_mid_save_leaves_nothing_behind(tiny_data, tmp_path):
     # --strategy=mirrored on one device: its input position is checkpointed too.
     model_dir = tmp_path / "run"
-    flags = run_flags(tiny_data["records"], model_dir, "--strategy=mirrored", "--checkpoint_every=2")
+    flags = run_flags(
+        tiny_data["records"], model_dir, "--strategy=mirrored", "--checkpoint_every=2"
+    )
     process = start_module("tvn_tf.train", *flags, "--train_steps=100000")
     try:
         deadline = time.time() + 300
@@ -153,9 +154,8 @@ def test_full_disk_names_the_file_system_and_keeps_the_checkpoints(
     with mounted_tmpfs(tmp_path / "disk", f"size={size_mb + 24}m") as disk:
         model_dir = shutil.copytree(finished_run, disk / "run")
         free = shutil.disk_usage(disk).free
-        with open(disk / "filler", "wb") as f:  # Leaves 100 KB: the JSON files fit, not a checkpoint.
-            f.truncate(0)
-            f.write(b"\0" * (free - 100 * 1024))
+        # Leaves 100 KB: the run's JSON files fit, a checkpoint does not.
+        (disk / "filler").write_bytes(b"\0" * (free - 100 * 1024))
         result = run_module(
             "tvn_tf.train",
             *run_flags(tiny_data["records"], model_dir, *RUN[1:], "--train_steps=4"),
@@ -182,7 +182,10 @@ def test_unusable_model_dirs_and_changed_heads_are_refused_before_writing(
     before = {p: p.read_bytes() for p in run.glob("*.json")}
     no_heads = [f for f in RUN if not f.startswith("--aux_classifiers")]
     cases = {
-        "file": (run_flags(data, a_file, *RUN), f"--model_dir={a_file} is a file; expected a folder."),
+        "file": (
+            run_flags(data, a_file, *RUN),
+            f"--model_dir={a_file} is a file; expected a folder.",
+        ),
         "no_heads": (
             run_flags(data, run, *no_heads),
             "ckpt-2 does not fit this run (--aux_classifiers=none (the run's: block0_0))",

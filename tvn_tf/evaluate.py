@@ -8,6 +8,11 @@ export follows too (`tvn_tf.model_dir.data_config`). Writes
 MODEL_DIR/metrics.json (clip and video accuracy, top-5, per-class accuracy,
 the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary,
 then each class's video accuracy, worst first, as `train` does at its end.
+
+Only the model's weights are read from the checkpoint (never its optimizer
+state). A run folder that cannot take metrics.json is refused before any
+scoring, as is an --eval_clips beyond the different clips the longest video
+gives; long evaluations print their progress on stderr.
 """
 
 from __future__ import annotations
@@ -142,7 +147,9 @@ def evaluate(
     eval_crops = eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops)
     most = distinct_clip_starts(dataset, chosen, spec.input)
     if most is not None and eval_clips > most:
-        flag = f"--eval_clips={eval_clips}" if given_clips else f"the run's eval_clips ({eval_clips})"
+        flag = (
+            f"--eval_clips={eval_clips}" if given_clips else f"the run's eval_clips ({eval_clips})"
+        )
         raise ValueError(
             f"{flag}: the longest video of the {groups} groups gives at most {most} "
             f"different clips of {spec.input.num_frames} frames, stride "

@@ -32,6 +32,10 @@ come from the training groups, parity clips from the test groups (else the
 validation groups, else the training groups, with a warning); both are spread
 evenly over every class and group, and augmented training clips are added to
 the calibration.
+
+One export at a time per output folder: a second one is refused while the
+first runs (an flock on `.OUT.export.lock` beside OUT, as `train` locks its
+--model_dir). A full disk ends it with one line and removes what it wrote.
 """
 
 from __future__ import annotations
@@ -417,6 +421,7 @@ def lock_output_dir(output_dir: str) -> IO[str]:
     path = lock_file(output_dir)
     while True:
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             f = open(path, "a+")  # noqa: SIM115  (held open for the export)
         except OSError as e:
             atomic.raise_if_no_space(e, path, None)
@@ -475,6 +480,13 @@ def check_output_dir(output_dir: str, model_dir: str, data_dir: str, overwrite: 
             )
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir={output_dir} is a file; expected a folder to create.")
+    above = os.path.dirname(output_dir)
+    while above and not os.path.exists(above) and os.path.dirname(above) != above:
+        above = os.path.dirname(above)
+    if os.path.exists(above) and not os.path.isdir(above):
+        raise ValueError(
+            f"--output_dir={output_dir}: {above} is a file; expected a folder to create."
+        )
     if os.path.exists(output_dir) and not overwrite:
         raise ValueError(f"--output_dir={output_dir} exists; pass --overwrite to replace it.")
 

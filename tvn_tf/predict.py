@@ -14,7 +14,9 @@ mean of its windows' probabilities.
 
 Prints the top-5 labels for the whole video and a timeline (the top label of
 each window); `--json` prints one JSON object instead, `--plot=FILE.png` draws
-the top classes' probabilities over time (needs matplotlib).
+the top classes' probabilities over time (needs matplotlib; its folder must
+exist and be writable, checked before predicting). Window times are the
+frames' own timestamps, so a variable frame rate video is timed as it plays.
 """
 
 from __future__ import annotations

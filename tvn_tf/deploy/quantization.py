@@ -289,8 +289,7 @@ def check_denylist_names(layers: Sequence[str], model) -> None:
         if any(c in name for c in "*?["):
             prefix = re.split(r"[*?\[]", name, maxsplit=1)[0]
             fits = any(
-                (f"{layer}/").startswith(prefix) or prefix.startswith(f"{layer}/")
-                for layer in top
+                (f"{layer}/").startswith(prefix) or prefix.startswith(f"{layer}/") for layer in top
             )
         else:
             fits = name == "logits" or ("/" in name and first in top)

@@ -13,6 +13,10 @@ that also held the variable initializers, whose truncated-normal draws cost a
 multiply and an add per kernel weight. `FlopCount.with_initializers` adds that
 term and reproduces the original figures exactly; `forward` is the cost of
 running the network.
+
+This module needs TensorFlow (the profiler and graph tracing): it runs on the
+TensorFlow backend only, unlike the rest of `tvn_tf.models`, which runs on JAX and
+PyTorch too (docs/backends.md). Elsewhere use the README's per-clip figures.
 """
 
 from __future__ import annotations

@@ -81,10 +81,16 @@ class _Tally:
         act: bool,
         depthwise: bool = False,
     ) -> None:
-        """`layers.ConvBN`: no bias, batch norm (4 vectors), optional activation."""
+        """`layers.ConvBN`: no bias, batch norm (4 vectors), optional activation.
+
+        Backpropagation keeps two tensors of its output's size: the convolution's
+        output (batch norm's gradient needs it) and the batch norm's or the
+        activation's (the next op's input; ReLU's gradient needs its output).
+        """
+        del act  # The activation's output replaces the batch norm's: still two tensors.
         weights = kernel * out_channels if depthwise else kernel * in_channels * out_channels
         self.params += weights + 4 * out_channels
-        self.tensor(out_values, 3 if act else 2)
+        self.tensor(out_values, 2)
 
 
 def estimate(arch: arch_lib.Architecture, num_classes: int) -> MemoryEstimate:

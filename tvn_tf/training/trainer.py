@@ -524,6 +524,7 @@ class _Run:
     saved_step: int = -1
     # What a training checkpoint's variables take on disk (a full disk's message).
     variable_bytes: int = 0
+    looping: bool = False  # Whether steps have begun (only then does Ctrl-C save).
 
 
 class Interrupted(KeyboardInterrupt):
@@ -542,7 +543,7 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         if self.step is None:
-            return "interrupted before training began; the same command starts it again"
+            return "interrupted before the first step; the same command resumes"
         text = f"interrupted at step {self.step}; the same command resumes"
         if self.resume_step != self.step:
             text += f" from step {self.resume_step or 0} (its last checkpoint)"
@@ -566,8 +567,9 @@ def _train(
         return _train_phases(config, data_config, dataset, arch, strategy, started)
     except KeyboardInterrupt:
         run = started[0] if started else None
-        if run is None or run.saved_step < 0 and int(run.step.numpy()) == 0:
-            raise Interrupted(None, None) from None
+        if run is None or not run.looping:  # Before any step: the checkpoints are as they were.
+            restored = run.saved_step if run is not None and run.saved_step >= 0 else None
+            raise Interrupted(restored, restored) from None
         step = int(run.step.numpy())
         if step > run.saved_step and not isinstance(
             strategy, tf.distribute.MultiWorkerMirroredStrategy
@@ -931,6 +933,7 @@ def _loop(
         plan.total_steps, int(run.step.numpy()), plan.chief and config.progress_bar
     )
     start_step, started = int(run.step.numpy()), time.perf_counter()
+    run.looping = True
     throughput = _Throughput(config.batch_size, started)
     try:
         while int(run.step.numpy()) < plan.total_steps:
