@@ -22,7 +22,7 @@ import shlex
 
 import pytest
 
-import isolated
+from tests import isolated
 
 ROOT = isolated.ROOT
 DOCS = sorted(["README.md", "CONTRIBUTING.md", *glob.glob("docs/*.md", root_dir=ROOT)])

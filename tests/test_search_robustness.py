@@ -12,12 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import socket
 import sqlite3
 import time
 
 import optuna
 
-from tests.isolated import run_module_cases, start_module
+from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags, trials_of
 from tvn_tf.search import engine
 
@@ -138,7 +139,8 @@ def test_a_second_worker_says_which_dead_trial_it_waits_for_then_retries_it(tiny
     A times its candidate with very many runs (`--latency_runs` is no setting of
     the study), so B is sure to find the trial running; B says whose trial it
     waits for, then, once A is killed, that its worker is gone and when the
-    grace period ends; then B evaluates the candidate itself.
+    grace period ends; then B evaluates the candidate itself. Last, a trial whose
+    worker died before its first heartbeat is failed and queued again at once.
     """
     model_dir = str(tmp_path / "killed")
     flags = tiny_flags(
@@ -191,3 +193,20 @@ def test_a_second_worker_says_which_dead_trial_it_waits_for_then_retries_it(tiny
     assert done.user_attrs["canonical"] == killed.user_attrs["canonical"]
     assert done.user_attrs["worker"].endswith(f":{b.pid}")
     assert json.loads(out.strip().splitlines()[-1])["trials"] == 1
+
+    # A worker that died before its trial's first heartbeat: Optuna never fails such
+    # a trial. A trial taken by the dead worker A (as `study.ask` takes one) and a
+    # budget of 2: the next worker fails it and queues it at once, instead of waiting.
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{model_dir}/search.db")
+    orphan = study.ask()
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:{a.pid}")
+    budget = [f for f in flags if not f.startswith("--num_trials")] + ["--num_trials=2"]
+    c = run_module("tvn_tf.search", "--noprogress", *budget, timeout=400)
+    assert c.returncode == 0, c.stderr[-3000:]
+    assert f"trial {orphan.number} (started " in c.stderr
+    assert f"never sent a heartbeat and its worker {socket.gethostname()}:{a.pid} is gone" in (
+        c.stderr
+    )
+    trials = trials_of(model_dir)
+    assert trials[orphan.number].state.name == "FAIL"
+    assert len([t for t in trials if t.state.name == "COMPLETE"]) == 2

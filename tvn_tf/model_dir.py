@@ -319,7 +319,6 @@ def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
     Raises:
       ValueError: if there is no such checkpoint, or it is damaged.
     """
-    import tensorflow as tf
 
     if checkpoint in (None, "latest", BEST):
         folder = os.path.join(model_dir, BEST if checkpoint == BEST else CHECKPOINTS)
@@ -327,13 +326,20 @@ def checkpoint_path(model_dir: str, checkpoint: str | None = None) -> str:
         if path is None:
             raise ValueError(f"{folder}: no checkpoint found; train first, or pass --checkpoint.")
         return path
+    _require_index(checkpoint)
+    verify_checkpoint(checkpoint)
+    return checkpoint
+
+
+def _require_index(checkpoint: str) -> None:
+    """Refuses a `--checkpoint` prefix without its `.index` file."""
+    import tensorflow as tf
+
     if not tf.io.gfile.exists(checkpoint + ".index"):
         raise ValueError(
             f"--checkpoint={checkpoint}: no such checkpoint (expected a prefix "
             "like MODEL_DIR/checkpoints/ckpt-100, 'latest' or 'best')."
         )
-    verify_checkpoint(checkpoint)
-    return checkpoint
 
 
 class CheckpointVanishedError(ValueError):
@@ -429,17 +435,12 @@ def restore_model(model_dir: str, checkpoint: str | None = None):
       ValueError: no such checkpoint, none readable, or one of another model
         (`CheckpointVanishedError`, `DamagedCheckpointError` among them).
     """
-    import tensorflow as tf
 
     spec = read_spec(model_dir)
     spec_file = os.path.join(model_dir, SPEC_FILE)
     model = spec.build()
     if checkpoint not in (None, "latest", BEST):
-        if not tf.io.gfile.exists(checkpoint + ".index"):
-            raise ValueError(
-                f"--checkpoint={checkpoint}: no such checkpoint (expected a prefix "
-                "like MODEL_DIR/checkpoints/ckpt-100, 'latest' or 'best')."
-            )
+        _require_index(checkpoint)
         restore_weights(model, checkpoint, spec_file)
         return model, spec, checkpoint
     folder = os.path.join(model_dir, BEST if checkpoint == BEST else CHECKPOINTS)

@@ -47,7 +47,11 @@ flags.DEFINE_string(
 flags.DEFINE_string("study_name", _DEFAULT.study_name, "Study name in the storage.")
 flags.DEFINE_enum("algorithm", _DEFAULT.algorithm, engine.ALGORITHMS, "Search algorithm.")
 flags.DEFINE_integer("num_trials", _DEFAULT.num_trials, "Candidates in total (all workers).")
-flags.DEFINE_integer("population", _DEFAULT.population, "Random first networks; population kept.")
+flags.DEFINE_integer(
+    "population",
+    _DEFAULT.population,
+    "Random first networks; population kept (tournament: below --num_trials).",
+)
 flags.DEFINE_integer("tournament_size", _DEFAULT.tournament_size, "Networks drawn per tournament.")
 flags.DEFINE_integer("search_seed", _DEFAULT.seed, "Seed of the search's draws.")
 flags.DEFINE_list(

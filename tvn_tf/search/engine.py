@@ -20,7 +20,14 @@ run the same study, and a rerun resumes it:
   once (`over_budget`) and does not count.
 - Heartbeats (`RDBStorage`): a trial whose worker died is failed by the next
   worker that looks, and `RetryHeartbeatStaleTrialCallback` queues a copy of
-  it, user attributes included, so its candidate is evaluated again.
+  it, user attributes included, so its candidate is evaluated again. A worker
+  waiting on such a trial says which, since when, and when its grace ends.
+- Before any training or any new study, `Search` checks every flag, path and
+  URL: a study database it cannot read (an emptied search.db) or a model dir
+  holding another study's records is refused, never started over; so is a
+  space whose smallest network does not fit (`check_space_fits`). A candidate
+  too large for the machine's memory (`memory.check_fits`) is infeasible,
+  never built; a search in which no candidate trained ends non-zero.
 """
 
 from __future__ import annotations
