@@ -86,14 +86,19 @@ def _train(model, clips, labels) -> list[float]:
     return losses
 
 
-def _perturb_batch_norms(model, rng) -> None:
-    """Gives every batch norm non-trivial statistics, scale and offset.
+def _perturb(model, rng) -> None:
+    """Gives every batch norm non-trivial statistics, scale and offset, and the classifier scale.
 
-    Freshly initialised, a batch norm is the identity in inference and a deep TVN's
-    logits are near zero; comparing those would prove little.
+    Freshly initialised, a batch norm is the identity in inference and the
+    classifier's kernel is normal(0.01): logits near zero would prove little.
     """
     import keras
 
+    classifier = model.get_layer("head").classifier
+    fan_in = classifier.kernel.shape[0]
+    classifier.kernel.assign(
+        rng.normal(0, 3 / fan_in**0.5, classifier.kernel.shape).astype("float32")
+    )
     for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
@@ -161,7 +166,7 @@ def run(
         clips = np.load(clips_path)
         labels = np.arange(BATCH) % NUM_CLASSES
         if not sources:
-            _perturb_batch_norms(model, rng)
+            _perturb(model, rng)
             np.save(logits_path, _logits(model, clips))
         reference = np.load(logits_path)
         info["max_logit_diff"] = {}

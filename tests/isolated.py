@@ -89,9 +89,7 @@ def start_module(
     )
 
 
-def run_python(
-    code: str, timeout: float = 300, env: dict[str, str | None] | None = None
-) -> Any:
+def run_python(code: str, timeout: float = 300, env: dict[str, str | None] | None = None) -> Any:
     """Runs `code` in a fresh Python at the repository root; returns its result.
 
     Args:

@@ -92,7 +92,10 @@ def run_layer_test(
         f"{layer_cls.__name__}: output {tuple(y.shape)} != compute_output_shape {stated}"
     )
     if expected_output_shape is not None:
-        assert tuple(y.shape) == tuple(expected_output_shape), (tuple(y.shape), expected_output_shape)
+        assert tuple(y.shape) == tuple(expected_output_shape), (
+            tuple(y.shape),
+            expected_output_shape,
+        )
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
 
     if mixed_precision:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -217,3 +218,20 @@ def test_unusable_model_dirs_and_changed_heads_are_refused_before_writing(
     assert f"Resumed from {run}/checkpoints/ckpt-2 at step 2." in again.stderr
     if read_only is None:
         pytest.skip(f"the read-only case: {reason}")
+
+
+def test_no_space_error_names_the_file_system_file_and_size(tmp_path):
+    from tvn_tf import atomic
+
+    path = str(tmp_path / "ckpt-3")
+    with pytest.raises(atomic.NoSpaceError) as raised:
+        try:
+            raise OSError(28, "No space left on device", path)
+        except OSError as e:
+            atomic.raise_if_no_space(e, path, 3 * 2**20 + 1)
+    expected = f"no space left on {atomic.mount_point(path)} while writing {path} (4 MB needed)"
+    assert str(raised.value) == expected
+    assert str(pickle.loads(pickle.dumps(raised.value))) == expected
+    assert str(atomic.NoSpaceError(path, None)).endswith(f"while writing {path}")
+    # Any other error is the caller's to handle.
+    atomic.raise_if_no_space(OSError(13, "Permission denied", path), path, None)

@@ -230,8 +230,13 @@ def main(argv):
         for dtype in FLAGS.dtypes:
             peak = peak_tflops(device, dtype)
             for kind, batch in [("latency", 1)] + [("train", b) for b in batches]:
-                config = {"model": name, "image_size": size, "dtype": dtype, "kind": kind,
-                          "batch": batch}
+                config = {
+                    "model": name,
+                    "image_size": size,
+                    "dtype": dtype,
+                    "kind": kind,
+                    "batch": batch,
+                }
                 if time.perf_counter() - began > FLAGS.time_budget_s:
                     skipped.append(config)
                     continue

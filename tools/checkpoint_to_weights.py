@@ -45,9 +45,7 @@ flags.DEFINE_string(
     "Which checkpoint: 'latest' (default), 'best', or a prefix like "
     "MODEL_DIR/checkpoints/ckpt-100.",
 )
-flags.DEFINE_string(
-    "output", None, "The weights file to write; its name must end in .weights.h5."
-)
+flags.DEFINE_string("output", None, "The weights file to write; its name must end in .weights.h5.")
 
 SUFFIX = ".weights.h5"
 
@@ -94,9 +92,7 @@ def convert(model_dir: str, output: str, checkpoint: str | None = None) -> dict:
     spec = model_dir_lib.read_spec(model_dir)
     path = model_dir_lib.checkpoint_path(model_dir, checkpoint)
     model = spec.build()
-    model_dir_lib.restore_weights(
-        model, path, os.path.join(model_dir, model_dir_lib.SPEC_FILE)
-    )
+    model_dir_lib.restore_weights(model, path, os.path.join(model_dir, model_dir_lib.SPEC_FILE))
     folder, base = os.path.split(os.path.abspath(output))
     tmp = os.path.join(folder, f".tmp{os.getpid()}.{base}")  # Keeps the .weights.h5 suffix.
     try:

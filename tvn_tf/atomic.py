@@ -31,6 +31,9 @@ class NoSpaceError(OSError):
         self.path = path
         self.needed_bytes = needed_bytes
 
+    def __reduce__(self):  # Pickled by its own arguments (worker pools send it back).
+        return (type(self), (self.path, self.needed_bytes))
+
     def __str__(self) -> str:
         needed = ""
         if self.needed_bytes is not None:

@@ -5,7 +5,8 @@
     logits = model(clips)  # clips: float32 [batch, 2, 224, 224, 3]
 
 The public input is `[batch, frames, height, width, 3]` with a dynamic batch;
-time is folded into the batch once, right after the input.
+time is folded into the batch once, right after the input. The same code builds
+the model on Keras' TensorFlow, JAX and PyTorch backends (docs/backends.md).
 """
 
 from __future__ import annotations

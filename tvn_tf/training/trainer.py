@@ -754,7 +754,7 @@ def _set_up(
 
 # What TensorFlow writes while it saves `ckpt-N`: its shards in `ckpt-N_temp/`, and
 # the `checkpoint` state file as `checkpoint.tmp<hex>` before its rename.
-_UNFINISHED_SAVE = re.compile(r"^(ckpt-\d+_temp|checkpoint\.tmp[0-9a-f]+)$")
+_UNFINISHED_SAVE = re.compile(r"^(ckpt-\d+_temp.*|checkpoint\.tmp[0-9a-f]+)$")
 
 
 def _remove_unfinished_checkpoints(folder: str) -> None:
