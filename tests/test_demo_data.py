@@ -101,7 +101,9 @@ GROUPS_AND_CLIPS = [(1, 1), (12, 3)]
 
 @pytest.mark.parametrize("group, clip", GROUPS_AND_CLIPS)
 def test_vertical_family_moves_up_down_and_up_then_down(group, clip):
-    rise, fall, toss = (centroids(clean(n, group, clip))[:, 1] for n in ("RiseUp", "FallDown", "TossUp"))
+    rise, fall, toss = (
+        centroids(clean(n, group, clip))[:, 1] for n in ("RiseUp", "FallDown", "TossUp")
+    )
     assert rise[-1] < rise[0] - 50 and np.all(np.diff(rise) < 0)  # image y grows downwards
     assert fall[-1] > fall[0] + 50 and np.all(np.diff(fall) > 0)
     top = int(np.argmin(toss))
@@ -111,7 +113,8 @@ def test_vertical_family_moves_up_down_and_up_then_down(group, clip):
 @pytest.mark.parametrize("group, clip", GROUPS_AND_CLIPS)
 def test_depth_family_grows_shrinks_and_grows_then_shrinks(group, clip):
     approach, recede, loom = (
-        object_mask(clean(n, group, clip)).sum(axis=(1, 2)) for n in ("Approach", "Recede", "LoomAndGo")
+        object_mask(clean(n, group, clip)).sum(axis=(1, 2))
+        for n in ("Approach", "Recede", "LoomAndGo")
     )
     assert approach[-1] > 4 * approach[0] and recede[0] > 4 * recede[-1]
     assert 10 <= int(np.argmax(loom)) <= 30 and loom.max() > 4 * max(loom[0], loom[-1])
@@ -143,7 +146,10 @@ def test_rotation_family_turns_with_against_or_not_with_the_travel(group, clip):
 
 @pytest.mark.parametrize("group, clip", GROUPS_AND_CLIPS)
 def test_acceleration_family_same_path_different_order(group, clip):
-    steps = {n: np.abs(np.diff(centroids(clean(n, group, clip))[:, 0])) for n in ("SpeedUp", "SlowDown", "Cruise")}
+    steps = {
+        n: np.abs(np.diff(centroids(clean(n, group, clip))[:, 0]))
+        for n in ("SpeedUp", "SlowDown", "Cruise")
+    }
     paths = [s.sum() for s in steps.values()]
     assert max(paths) < 1.05 * min(paths) and min(paths) > 60
     early, late = ({n: s[a:b].mean() for n, s in steps.items()} for a, b in ((0, 13), (-13, None)))

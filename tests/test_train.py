@@ -567,7 +567,7 @@ def test_damaged_checkpoint_falls_back_to_the_one_before(tiny_data, trained_run,
     (model_dir / "checkpoints" / "ckpt-4.index").write_bytes(b"garbage")
     (model_dir / "checkpoints" / "ckpt-8.index").write_bytes(b"")
     result = evaluate(f"--model_dir={model_dir}")
-    _one_line_error(result, "evaluate", "checkpoints: no intact checkpoint (")
+    _one_line_error(result, "evaluate", "checkpoints: no readable checkpoint (")
 
 
 def evaluate(*args):

@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
 import pickle
 import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 
 from tests.isolated import run_module, run_module_cases, start_module
+from tests.mounts import tmpfs
 from tvn_tf import model_dir as model_dir_lib
 
 
@@ -63,29 +64,6 @@ def one_line_refusal(result, expected: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = train_errors(result)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(path, options: str):
-    """A tmpfs at `path` with these mount options for the block; skips the test if mount fails."""
-    os.makedirs(path, exist_ok=True)
-    try:
-        mount = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command: a real full or read-only file system needs one")
-    if mount.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs ({mount.stderr.strip()}): a real full or read-only file "
-            "system needs root with CAP_SYS_ADMIN"
-        )
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # A process that starts saving a 64 MB checkpoint into FOLDER with TensorFlow's own
@@ -152,7 +130,8 @@ def test_full_disk_names_the_file_system_and_keeps_the_checkpoints(
     tiny_data, finished_run, tmp_path
 ):
     size_mb = sum(p.stat().st_size for p in finished_run.rglob("*") if p.is_file()) // 2**20
-    with mounted_tmpfs(tmp_path / "disk", f"size={size_mb + 24}m") as disk:
+    with tmpfs(tmp_path / "disk", size=f"{size_mb + 24}m") as mount:
+        disk = pathlib.Path(mount)
         model_dir = shutil.copytree(finished_run, disk / "run")
         free = shutil.disk_usage(disk).free
         # Leaves 100 KB: the run's JSON files fit, a checkpoint does not.
@@ -195,10 +174,17 @@ def test_unusable_model_dirs_and_changed_heads_are_refused_before_writing(
             run_flags(data, run, *no_heads, "--aux_classifiers=block1_0"),
             "(--aux_classifiers=block1_0 (the run's: block0_0))",
         ),
+        # Refused from the architecture's arithmetic, before a weight is allocated.
+        "too_large": (
+            run_flags(data, tmp_path / "huge", *RUN, "--width_multiplier=32"),
+            "of memory",
+        ),
     }
     with contextlib.ExitStack() as stack:
         try:
-            read_only = stack.enter_context(mounted_tmpfs(tmp_path / "ro", "ro,size=1m"))
+            read_only = pathlib.Path(
+                stack.enter_context(tmpfs(tmp_path / "ro", size="1m", read_only=True))
+            )
         except pytest.skip.Exception as skipped:
             read_only = None
             reason = str(skipped)

@@ -559,7 +559,9 @@ def _motion_objects(motion, t, u, rng, size, speed, width, height):
     centre_x = width * rng.uniform(0.4, 0.6)
     centre_y = height * rng.uniform(0.4, 0.6)
     side = rng.choice([-1.0, 1.0])  # left or right: a horizontal flip maps one to the other
-    drift = side * rng.uniform(0.2, 0.5) * speed * (t - t.mean())  # a sideways drift that tells nothing
+    drift = (
+        side * rng.uniform(0.2, 0.5) * speed * (t - t.mean())
+    )  # a sideways drift that tells nothing
     angle0 = rng.uniform(0, 2 * math.pi)
     still = np.zeros(n)
     ones = np.ones(n)
@@ -591,8 +593,11 @@ def _motion_objects(motion, t, u, rng, size, speed, width, height):
         return one(x, centre_y + 0.3 * drift, angle=angle)
     if motion in ("speedup", "slowdown", "cruise"):
         distance = 2.5 * speed * (n - 1)
-        f = {"speedup": 0.2 * u + 0.8 * u**2, "slowdown": 1 - (0.2 * (1 - u) + 0.8 * (1 - u) ** 2),
-             "cruise": u}[motion]
+        f = {
+            "speedup": 0.2 * u + 0.8 * u**2,
+            "slowdown": 1 - (0.2 * (1 - u) + 0.8 * (1 - u) ** 2),
+            "cruise": u,
+        }[motion]
         return one(centre_x + side * distance * (f - 0.5), centre_y + 0.3 * drift)
     if motion in _SPEEDS:
         v = _SPEEDS[motion] * speed
@@ -622,8 +627,7 @@ def _motion_objects(motion, t, u, rng, size, speed, width, height):
         b = centre_x + size - travel
         dy = 0.3 * size * side
         return [
-            [(a[k], centre_y - dy, 1.0, 0.0), (b[k], centre_y + dy, 1.0, 0.0)]
-            for k in range(n)
+            [(a[k], centre_y - dy, 1.0, 0.0), (b[k], centre_y + dy, 1.0, 0.0)] for k in range(n)
         ]
     raise ValueError(f"Unknown motion {motion!r}.")
 
@@ -644,7 +648,9 @@ def _motion_group(group: int, num_groups: int, seed: int, width: int, height: in
     if style == 1:
         pan = (rng.choice([-1, 1]) * rng.uniform(0.4, 0.8), rng.uniform(-0.3, 0.3))
     shake = rng.uniform(0.0, 0.6) + (rng.uniform(1.0, 2.5) if style == 2 else 0.0)
-    zoom = rng.uniform(-0.04, 0.04) + (rng.choice([-1, 1]) * rng.uniform(0.08, 0.15) if style == 3 else 0.0)
+    zoom = rng.uniform(-0.04, 0.04) + (
+        rng.choice([-1, 1]) * rng.uniform(0.08, 0.15) if style == 3 else 0.0
+    )
     wave = (
         (rng.uniform(1.5, 4.0) * unit, rng.uniform(4, 12) * unit, rng.uniform(0.15, 0.4))
         if rng.uniform() < 0.4
@@ -683,9 +689,7 @@ def _motion_texture(rng, height, width, unit):
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     c1, c2, c3 = (_muted(rng) for _ in range(3))
     coarse = rng.uniform(0, 1, (5, 6))
-    smooth = np.stack(
-        [np.interp(np.linspace(0, 5, width), np.arange(6), row) for row in coarse]
-    )
+    smooth = np.stack([np.interp(np.linspace(0, 5, width), np.arange(6), row) for row in coarse])
     smooth = np.stack(
         [np.interp(np.linspace(0, 4, height), np.arange(5), col) for col in smooth.T], axis=1
     )
@@ -700,15 +704,20 @@ def _motion_texture(rng, height, width, unit):
     else:
         pattern = rng.uniform(0, 1, (height, width))
     pattern = pattern.astype(np.float32) * rng.uniform(0.2, 0.5)
-    texture = (
-        c1 * (1 - smooth[..., None]) + c2 * smooth[..., None]
-    ) * (1 - pattern[..., None]) + c3 * pattern[..., None]
+    texture = (c1 * (1 - smooth[..., None]) + c2 * smooth[..., None]) * (
+        1 - pattern[..., None]
+    ) + c3 * pattern[..., None]
     texture = texture.astype(np.float32)
     for _ in range(int(rng.integers(25, 60))):  # clutter
         kind = rng.choice(["ellipse", "square", "circle"])
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         _draw_motion_shape(
-            texture, kind, x, y, rng.uniform(5, 28) * unit, rng.uniform(0, 3.2),
+            texture,
+            kind,
+            x,
+            y,
+            rng.uniform(5, 28) * unit,
+            rng.uniform(0, 3.2),
             _muted(rng).astype(np.float32),
         )
     return texture
@@ -759,8 +768,14 @@ def _write_motion_video(job) -> None:
     path = os.path.join(output_dir, name, video_name(name, group, clip))
     tmp = os.path.join(output_dir, name, "." + video_name(name, group, clip) + ".tmp")
     frames = render_motion_video(
-        class_index, group, clip, num_groups=num_groups, num_frames=num_frames, seed=seed,
-        width=width, height=height,
+        class_index,
+        group,
+        clip,
+        num_groups=num_groups,
+        num_frames=num_frames,
+        seed=seed,
+        width=width,
+        height=height,
     )
     video.write_avi(tmp, frames, fps=FPS, quality=MOTION_QUALITY, max_b_frames=2)
     os.replace(tmp, path)

@@ -40,6 +40,7 @@ from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import dataset as data_lib
 from tvn_tf.data import splits
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import memory
 from tvn_tf.models import tvn
 from tvn_tf.models.model_input import ModelInput
 from tvn_tf.training import deep_supervision
@@ -643,6 +644,8 @@ def _plan(
     check_model_dir(config.model_dir, spec, data_config, dataset.split)
     check_state_flags(config)
     deep_supervision.check_names(arch, config.aux_classifiers)
+    # One clip per replica must fit, or the build would swap or die silently.
+    memory.check_fits(arch, len(dataset.class_names), batch_size=1, training=True)
     multipliers = optimization.parse_multipliers(config.learning_rate_multipliers, len(arch.blocks))
     num_train = dataset.num_videos(dataset.split.train)
     steps_per_epoch = max(1, num_train // config.batch_size)
