@@ -15,7 +15,6 @@ PyTorch).
 
 from __future__ import annotations
 
-import importlib.abc
 import json
 import os
 import sys
@@ -29,20 +28,14 @@ WIDTH = 0.25
 TRAIN_STEPS = 3
 
 
-class _NoTensorFlow(importlib.abc.MetaPathFinder):
-    """Fails every `import tensorflow`, as where it is not installed, and counts the tries.
+def block_tensorflow() -> None:
+    """Makes `import tensorflow` fail, as where it is not installed.
 
-    Keras itself tries (lazily: `set_random_seed`, serialization) and carries on
-    without it; the models must not, so only tries while they import count.
+    A None entry in `sys.modules` stops the import (ModuleNotFoundError) and makes
+    `importlib.util.find_spec` answer None, which is how Keras and PyTorch probe
+    for TensorFlow before they carry on without it.
     """
-
-    tries: list[str] = []
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            self.tries.append(name)
-            raise ModuleNotFoundError(f"No module named {name!r}")
-        return None
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
 
 
 def architectures(width: float = WIDTH, image_size: int = IMAGE_SIZE) -> dict[str, Any]:
@@ -72,7 +65,7 @@ def _train(model, clips, labels) -> list[float]:
         for _ in range(TRAIN_STEPS + 1):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x, training=True), y)
-            losses.append(float(loss))
+            losses.append(loss.item())
             if len(losses) <= TRAIN_STEPS:
                 loss.backward()
                 optimizer.step()
@@ -137,7 +130,7 @@ def run(
     """
     from tvn_tf.models import tvn
 
-    tensorflow_with_models = "tensorflow" in sys.modules or bool(_NoTensorFlow.tries)
+    tensorflow_with_models = sys.modules.get("tensorflow") is not None
     import keras
     import numpy as np
 
@@ -197,5 +190,8 @@ def run(
 def main(work_dir: str, sources: Sequence[str], **kwargs: Any) -> None:
     """`run`, with TensorFlow blocked off JAX and PyTorch; prints the result as JSON."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        sys.meta_path.insert(0, _NoTensorFlow())
-    print(json.dumps(run(work_dir, sources, **kwargs)))
+        block_tensorflow()
+    report = json.dumps(run(work_dir, sources, **kwargs))
+    with open(os.path.join(work_dir, f"report.{os.environ.get('KERAS_BACKEND')}.json"), "w") as f:
+        f.write(report)
+    print(report)

@@ -65,6 +65,13 @@ def test_motion_families_share_a_look_and_groups_differ():
     families = {spec.family for spec in demo_data.MOTION_CLASSES}
     assert len(families) == 7
     assert len({demo_data.MOTION_FAMILIES[f][:2] for f in families}) == 7  # one look each
+    # One frame shows the family, not the class: each class's object has its family's colour.
+    for index, spec in enumerate(demo_data.MOTION_CLASSES):
+        frame = demo_data.render_motion_video(
+            index, 3, 1, num_groups=12, num_frames=2, seed=0, clean=True
+        )[0]
+        shade = np.median(frame[object_mask(frame[None])[0]], axis=0)
+        assert np.abs(shade - demo_data.MOTION_FAMILIES[spec.family][1]).max() <= 20, spec.name
     # A group's own conditions: a textured background, unlike another group's.
     first = [
         demo_data.render_motion_video(0, group, 1, num_groups=12, num_frames=2, seed=0)[0]

@@ -27,7 +27,7 @@ contact). The families:
 - vertical (square): RiseUp, FallDown, TossUp (up, then down). Up versus down
   survives a horizontal flip; TossUp matches RiseUp over its first half.
 - depth (ring): Approach (grows 0.55x to 1.5x), Recede (shrinks), LoomAndGo
-  (grows, then shrinks). Camera zoom (up to 15%) is a nuisance to see past.
+  (grows, then shrinks). Camera zoom (up to about 20%) is a nuisance to see past.
 - rotation (a disc with one spoke): Roll (turns as a wheel rolling along its
   path), BackSpin (turns the other way), Skid (slides without turning). The
   rotation sense relative to the travel survives a flip, the sense alone would
@@ -478,8 +478,8 @@ def render_motion_video(
         zoom = np.ones(num_frames)
     else:
         shake = look.shake * rng.standard_normal((2, num_frames))
-        cx = tw / 2 + rng.uniform(-60, 60) + look.pan[0] * unit * t + shake[0]
-        cy = th / 2 + rng.uniform(-30, 30) + look.pan[1] * unit * t + shake[1]
+        cx = tw / 2 + rng.uniform(-60, 60) * unit + look.pan[0] * unit * t + shake[0]
+        cy = th / 2 + rng.uniform(-30, 30) * unit + look.pan[1] * unit * t + shake[1]
         zoom = 1 + look.zoom * u
     rows = np.arange(height) - height / 2
     cols = np.arange(width) - width / 2
