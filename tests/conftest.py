@@ -33,6 +33,33 @@ from tvn_tf.data import demo_data, prepare
 
 ALL_OPS = "tests/testdata/all_ops_tvn.json"
 
+# Files whose tests train, export, search or start other backends in child
+# processes: marked `slow`. The quick tier, `pytest tests -m "not slow"`, runs
+# the rest (CONTRIBUTING.md); the full suite runs everything.
+SLOW_FILES = {
+    "test_backends.py",
+    "test_benchmark.py",
+    "test_checkpoint_robustness.py",
+    "test_demo.py",
+    "test_export.py",
+    "test_export_robustness.py",
+    "test_model_info.py",
+    "test_parity.py",
+    "test_platform_setup.py",
+    "test_recipes.py",
+    "test_search.py",
+    "test_search_postgres.py",
+    "test_search_robustness.py",
+    "test_train.py",
+    "test_train_robustness.py",
+}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 
 def _make_demo(path: str, **sizes) -> None:
     """The demo dataset at a test's size, in this process (no worker pool)."""

@@ -77,11 +77,10 @@ def test_backend_runs_the_layer_contract_and_builds_every_tvn(backend, reports, 
     for name, info in models.items():
         assert info["input_shape"][0] is None, name  # A dynamic batch.
         assert info["params"] == reference[name]["params"], name
-        assert info["mixed"] == {
-            "block_dtype": "bfloat16",
-            "logits_dtype": "float32",
-            "finite": True,
-        }, name
+        expected = {"block_dtype": "bfloat16", "logits_dtype": "float32"}
+        if name in TRAINED:  # These also ran a bfloat16 forward pass.
+            expected["finite"] = True
+        assert info["mixed"] == expected, name
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
