@@ -65,7 +65,8 @@ def refused(tmp_path_factory, trained_model_dir, export_data):
 def test_a_full_disk_ends_export_in_one_line_and_leaves_nothing(refused):
     result, left = refused["full"]
     line = _one_line(result, "export")
-    assert line.startswith("export: no space left on ") and line.endswith("/full/out"), line
+    assert line.startswith("export: no space left on "), line
+    assert "/full/out (" in line and line.endswith(" MB needed)"), line
     assert left == []  # Neither out.tmp<PID> nor the lock file.
 
 
@@ -140,7 +141,7 @@ def test_a_full_disk_ends_prepare_in_one_line_and_keeps_finished_shards(tmp_path
         )
     line = _one_line(result, "prepare_ucf50")
     assert line.startswith(f"prepare_ucf50: no space left on {small} while writing"), line
-    assert "rerun to resume" in line
+    assert " MB needed)" in line and "rerun to resume" in line
     assert not [name for name in left if ".tmp" in name], left
     shards = [name for name in left if name.endswith(".tfrecord")]
     assert shards and all(f"{shard}.jsonl" in left for shard in shards), left

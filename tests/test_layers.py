@@ -167,53 +167,39 @@ def test_non_local_starts_as_identity_and_mixes_positions_within_a_clip():
     np.testing.assert_allclose(layer(x[:frames], training=False), y[:frames], atol=1e-5)
 
 
-def _block(**overrides):
-    data = {
-        "filters": 8,
-        "expand": 2,
-        "repeats": 1,
-        "spatial_type": "std",
-        "spatial_kernel": 3,
-        "spatial_stride": 2,
-        "temporal_type": "1d",
-        "temporal_kernel": 2,
-        "temporal_stride": 1,
-        "skip": 1,
-        "squeeze": 0.0,
-        "context_gate": 0,
-        "non_local": 0,
-    }
-    data.update(overrides)
-    return data
-
-
 def test_block_skip_needs_unchanged_frames_and_strides_with_the_spatial_op():
-    with_skip = layers.TinyBlock(_block(), num_frames=4)
+    with_skip = layers.TinyBlock(layer_testing.block(), num_frames=4)
     assert with_skip.residual.strides == 2
     assert with_skip(_clips(1, 4, 8, 3), training=False).shape == (4, 4, 4, 16)
     # A temporal stride changes batch * frames: the original drops the skip.
-    assert layers.TinyBlock(_block(temporal_stride=2), num_frames=4).residual is None
+    assert layers.TinyBlock(layer_testing.block(temporal_stride=2), num_frames=4).residual is None
     # A repeat (strides forced to 1) projects without stride.
-    assert layers.TinyBlock(_block(), num_frames=4, strides=1).residual.strides == 1
+    assert layers.TinyBlock(layer_testing.block(), num_frames=4, strides=1).residual.strides == 1
     # A pooling block of kernel 1 does not change the size: no stride either.
-    assert layers.TinyBlock(_block(spatial_kernel=1), num_frames=4).residual.strides == 1
+    assert (
+        layers.TinyBlock(layer_testing.block(spatial_kernel=1), num_frames=4).residual.strides == 1
+    )
 
 
 def test_block_temporal_op_only_with_more_than_one_frame():
-    assert layers.TinyBlock(_block(), num_frames=1).temporal is None
-    assert layers.TinyBlock(_block(), num_frames=2, use_temporal=False).temporal is None
-    assert layers.TinyBlock(_block(temporal_stride=2), num_frames=3).output_frames == 2
+    assert layers.TinyBlock(layer_testing.block(), num_frames=1).temporal is None
+    assert (
+        layers.TinyBlock(layer_testing.block(), num_frames=2, use_temporal=False).temporal is None
+    )
+    assert layers.TinyBlock(layer_testing.block(temporal_stride=2), num_frames=3).output_frames == 2
 
 
 def test_block_gating_on_the_wrong_width_says_so():
-    block = layers.TinyBlock(_block(spatial_type="maxpool", expand=0, squeeze=0.5), num_frames=1)
+    block = layers.TinyBlock(
+        layer_testing.block(spatial_type="maxpool", expand=0, squeeze=0.5), num_frames=1
+    )
     with pytest.raises(ValueError, match="act on E = .* = 8 channels, but the tensor has 3"):
         block(_clips(1, 1, 8, 3))
 
 
 def test_invalid_block_config_fails_at_construction():
     with pytest.raises(ValueError, match="field 'spatial_stride' is 0"):
-        layers.TinyBlock(_block(spatial_stride=0), num_frames=2)
+        layers.TinyBlock(layer_testing.block(spatial_stride=0), num_frames=2)
 
 
 def test_repeats_rule_strides_once_then_alternates_temporal_starting_off():
@@ -222,7 +208,7 @@ def test_repeats_rule_strides_once_then_alternates_temporal_starting_off():
             "num_frames": 4,
             "frame_stride": 1,
             "image_size": 16,
-            "blocks": [_block(repeats=4, temporal_stride=2)],
+            "blocks": [layer_testing.block(repeats=4, temporal_stride=2)],
         },
         "r",
     )

@@ -48,6 +48,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from absl import app
@@ -57,12 +58,30 @@ from absl import logging
 from tvn_tf import atomic
 from tvn_tf import data_flags
 from tvn_tf import renamed_flags
+from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import memory
 
 if TYPE_CHECKING:
     import numpy as np
 
 
 FLAGS = flags.FLAGS
+# Bytes each file of an export takes per weight: the SavedModel, then each TFLite variant.
+_BYTES_PER_WEIGHT = {"saved_model": 4, "float32": 4, "float16": 2, "dynamic_int8": 1, "int8": 1}
+
+
+def _export_bytes(model_dir: str, variants: Sequence[str]) -> int | None:
+    """About what exporting the run in `model_dir` writes (its weights, once per file); None if unknown."""
+    from tvn_tf import model_dir as model_dir_lib
+
+    try:
+        spec = model_dir_lib.read_spec(model_dir)
+        arch = arch_lib.architecture_from_json(spec.architecture, spec.name)
+        params = memory.estimate(arch, spec.num_classes).params
+    except ValueError:
+        return None
+    files = ["saved_model", *variants]
+    return params * sum(_BYTES_PER_WEIGHT.get(f, 4) for f in files)
 
 
 def define_flags() -> None:
@@ -393,7 +412,8 @@ def export(
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             atomic.remove_own_temporaries(os.path.dirname(output_dir))
-            atomic.raise_if_no_space(e, output_dir, None)
+            if atomic.is_no_space(e):
+                atomic.raise_if_no_space(e, output_dir, _export_bytes(model_dir, options.variants))
             raise
     finally:
         unlock_output_dir(lock, output_dir)

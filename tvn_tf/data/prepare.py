@@ -108,7 +108,18 @@ def prepare_dataset(
         for folder in (output_dir, os.path.join(output_dir, PARTS)):
             atomic.remove_own_temporaries(folder)
             atomic.remove_stale_temporaries(folder)
-        raise atomic.NoSpaceError(output_dir) from None
+        raise atomic.NoSpaceError(output_dir, _bytes_still_needed(output_dir, plan)) from None
+
+
+def _bytes_still_needed(output_dir: str, plan) -> int | None:
+    """The finished shards' bytes per video times the videos not yet written; None before any."""
+    done = [(name, entries) for name, entries in plan if _shard_done(output_dir, name)]
+    if not done:
+        return None
+    written = sum(os.path.getsize(os.path.join(output_dir, name)) for name, _ in done)
+    per_video = written / sum(len(entries) for _, entries in done)
+    missing = sum(len(entries) for name, entries in plan) - sum(len(e) for _, e in done)
+    return int(per_video * missing)
 
 
 def _scan(input_dir: str, classes: list[str] | None) -> layout.ScanResult:
