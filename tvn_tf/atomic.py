@@ -1,18 +1,24 @@
-"""Temporary names for write-then-rename, and cleaning those a killed process left.
+"""Writes that never leave half a file, the locks of folders one process owns.
 
 A file or folder is written as `PATH.tmp<PID>` and renamed to `PATH` when
 complete, so the final name always holds finished work. The PID makes the name
 unique per process: a rerun started while a killed run's worker processes are
 still finishing never writes to the same temporary file. It also tells a later
 run which leftovers are stale: those whose process is no longer alive.
+
+`hold_lock` is the one lock of the project: a training's --model_dir and an
+export's --output_dir are each owned by one process through it.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import json
 import os
 import re
 import shutil
+from typing import IO, Any
 
 # `NAME.tmp<PID>`; an empty PID is the older `NAME.tmp` form, always stale.
 _TEMPORARY = re.compile(r"^(?P<base>.+)\.tmp(?P<pid>\d*)$")
@@ -115,6 +121,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _remove(path: str) -> bool:
+    """Removes a file or folder; False if it vanished first (renamed by its writer)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _sweep(directory: str, doomed) -> list[str]:
+    """Removes the names in `directory` for which `doomed(name)` holds; returns them."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        name for name in sorted(names) if doomed(name) and _remove(os.path.join(directory, name))
+    ]
+
+
 def remove_stale_temporaries(directory: str, base: str | None = None) -> list[str]:
     """Removes `NAME.tmp<PID>` files and folders in `directory` whose process is dead.
 
@@ -125,27 +154,14 @@ def remove_stale_temporaries(directory: str, base: str | None = None) -> list[st
     Returns:
       The names removed.
     """
-    try:
-        names = os.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    removed = []
-    for name in sorted(names):
+
+    def stale(name: str) -> bool:
         match = _TEMPORARY.match(name)
         if not match or (base is not None and match["base"] != base):
-            continue
-        if match["pid"] and pid_alive(int(match["pid"])):
-            continue  # A live writer (this run's, or a concurrent one's).
-        path = os.path.join(directory, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.remove(path)
-            except FileNotFoundError:  # Renamed by its writer meanwhile.
-                continue
-        removed.append(name)
-    return removed
+            return False
+        return not (match["pid"] and pid_alive(int(match["pid"])))  # A live writer's stays.
+
+    return _sweep(directory, stale)
 
 
 def remove_own_temporaries(directory: str) -> list[str]:
@@ -158,21 +174,68 @@ def remove_own_temporaries(directory: str) -> list[str]:
       The names removed.
     """
     own = re.compile(rf"^.+\.tmp{os.getpid()}(\.[^.]+)?$")
+    return _sweep(directory, lambda name: bool(own.match(name)))
+
+
+def write_json(path: str, data: Any) -> None:
+    """Writes JSON to `path` through a temporary file, so readers never see half of it."""
+    write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+class Busy(ValueError):
+    """Another process holds a `hold_lock` lock; the message names its pid."""
+
+
+def hold_lock(path: str, busy: str) -> IO[str]:
+    """Takes an exclusive `flock` on `path`, held while the returned file is open.
+
+    The kernel drops the lock when the process ends, even by SIGKILL, so a
+    killed owner never blocks its successor. The file holds the owner's pid.
+    A holder may remove the file when it is done (`release_lock`); a process
+    that opened the old file before that retries on the new one.
+
+    Args:
+      path: The lock file; its folder is created.
+      busy: The refusal when another process holds it, with `{pid}` for its
+        pid and `{lock}` for `path`.
+
+    Raises:
+      Busy: another process holds it.
+      NoSpaceError: the file system is full.
+      OSError: the file cannot be created (callers name the flag).
+    """
+    while True:
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            f = open(path, "a+")  # noqa: SIM115  (the caller holds it open)
+        except OSError as e:
+            raise_if_no_space(e, path, None)
+            raise
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise Busy(busy.format(pid=owner, lock=path)) from None
+        try:  # The holder before may have removed the file between our open and lock.
+            current = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        f.close()
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def release_lock(lock: IO[str]) -> None:
+    """Removes the file of a `hold_lock` lock, then releases it."""
     try:
-        names = os.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    removed = []
-    for name in sorted(names):
-        if not own.match(name):
-            continue
-        path = os.path.join(directory, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                continue
-        removed.append(name)
-    return removed
+        os.remove(lock.name)
+    except FileNotFoundError:
+        pass
+    lock.close()

@@ -41,7 +41,6 @@ first runs (an flock on `.OUT.export.lock` beside OUT, as `train` locks its
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -416,7 +415,7 @@ def export(
                 atomic.raise_if_no_space(e, output_dir, _export_bytes(model_dir, options.variants))
             raise
     finally:
-        unlock_output_dir(lock, output_dir)
+        atomic.release_lock(lock)
     _log(f"done: {output_dir}", start)
     return report
 
@@ -428,57 +427,22 @@ def lock_file(output_dir: str) -> str:
 
 
 def lock_output_dir(output_dir: str) -> IO[str]:
-    """Takes the exclusive lock of an export folder, as `train` locks its --model_dir.
+    """Takes the exclusive lock of an export folder (`atomic.hold_lock` on `lock_file`).
 
-    An `flock` on `lock_file(output_dir)`, held while the returned file is
-    open: the kernel drops it when the process ends, even by SIGKILL (the file
-    stays until the next export of that folder removes it). It holds the
-    owner's pid.
+    The lock file stays until the export ends (`atomic.release_lock`); a
+    SIGKILLed export leaves it for the next export of that folder to take.
 
     Raises:
       ValueError: another export holds it (names its pid), or it cannot be created.
     """
-    path = lock_file(output_dir)
-    while True:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            f = open(path, "a+")  # noqa: SIM115  (held open for the export)
-        except OSError as e:
-            atomic.raise_if_no_space(e, path, None)
-            raise ValueError(
-                f"--output_dir={output_dir}: cannot create it ({e.strerror})."
-            ) from None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            owner = f.read().strip() or "unknown"
-            f.close()
-            raise ValueError(
-                f"--output_dir={output_dir} is being written by another export (pid {owner}, "
-                f"lock {path}); wait for it to end, or choose another --output_dir."
-            ) from None
-        try:  # The holder before may have removed the file between our open and lock.
-            current = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        f.close()
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
-
-
-def unlock_output_dir(lock: IO[str], output_dir: str) -> None:
-    """Removes the lock file of `lock_output_dir`, then releases it."""
     try:
-        os.remove(lock_file(output_dir))
-    except FileNotFoundError:
-        pass
-    lock.close()
+        return atomic.hold_lock(
+            lock_file(output_dir),
+            f"--output_dir={output_dir} is being written by another export (pid {{pid}}, "
+            "lock {lock}); wait for it to end, or choose another --output_dir.",
+        )
+    except OSError as e:
+        raise ValueError(f"--output_dir={output_dir}: cannot create it ({e.strerror}).") from None
 
 
 def check_output_dir(output_dir: str, model_dir: str, data_dir: str, overwrite: bool) -> None:
@@ -557,8 +521,8 @@ def _export(model_dir, output_dir, tmp, dataset, checkpoint, options, start) -> 
         report[variant].update(extra)
         print(parity_lib.describe_variant(variant, report), file=sys.stderr, flush=True)
     serving.write_labels(os.path.join(tmp, serving.LABELS_FILE), spec.class_names)
-    model_dir_lib.write_json_atomic(os.path.join(tmp, serving.MODEL_INFO_FILE), info)
-    model_dir_lib.write_json_atomic(os.path.join(tmp, PARITY_FILE), report)
+    atomic.write_json(os.path.join(tmp, serving.MODEL_INFO_FILE), info)
+    atomic.write_json(os.path.join(tmp, PARITY_FILE), report)
     if os.path.exists(output_dir):  # --overwrite
         old = atomic.temporary_path(output_dir + ".old")
         os.replace(output_dir, old)

@@ -35,7 +35,6 @@ and `benchmark`:
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import glob
 import json
 import os
@@ -44,7 +43,7 @@ from typing import IO, Any
 
 from absl import logging
 
-from tvn_tf import atomic
+from tvn_tf import atomic, errors
 from tvn_tf.models.model_input import ModelInput
 
 SPEC_FILE = "model.json"
@@ -120,15 +119,10 @@ class ModelSpec:
         return tvn.build_model(arch, self.num_classes, self.dropout_rate, self.head)
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Writes JSON to `path` through a temporary file, so readers never see half of it."""
-    atomic.write_text(path, json.dumps(data, indent=1) + "\n")
-
-
 def write_spec(model_dir: str, spec: ModelSpec) -> None:
     """Saves `spec` as `MODEL_DIR/model.json`."""
     os.makedirs(model_dir, exist_ok=True)
-    write_json_atomic(os.path.join(model_dir, SPEC_FILE), spec.to_json())
+    atomic.write_json(os.path.join(model_dir, SPEC_FILE), spec.to_json())
 
 
 def read_spec(model_dir: str) -> ModelSpec:
@@ -208,49 +202,26 @@ def data_config(model_dir: str, given: dict[str, Any], defaults: dict[str, Any] 
 def lock_run(folder: str) -> IO[str]:
     """Takes the exclusive lock of a run folder that one training process writes.
 
-    The lock is an `flock` on `folder/train.lock`, held while the returned file
-    is open: the kernel drops it when the process ends, even by SIGKILL, so a
-    killed run never blocks its restart. The file holds the owner's pid.
+    `folder/train.lock`, held (`atomic.hold_lock`) while the returned file is open.
 
     Raises:
       ValueError: another process holds the lock (names it and the folder), or
         the folder cannot be made or written (a file, a read-only place).
       tvn_tf.atomic.NoSpaceError: its file system is full.
     """
-    path = os.path.join(folder, LOCK_FILE)
     try:
-        os.makedirs(folder, exist_ok=True)
-        f = open(path, "a+")  # noqa: SIM115  (the caller holds it open for the run)
+        return atomic.hold_lock(
+            os.path.join(folder, LOCK_FILE),
+            f"--model_dir={folder} is in use by another training process (pid {{pid}}, "
+            "lock {lock}); wait for it to end, or use another --model_dir.",
+        )
     except OSError as e:
-        atomic.raise_if_no_space(e, path, None)
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"--model_dir={folder} is a file; expected a folder.") from None
         raise ValueError(
             f"--model_dir={folder}: cannot write {e.filename or folder} ({e.strerror}); "
             "expected a folder this process can create and write."
         ) from None
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        owner = f.read().strip() or "unknown"
-        f.close()
-        raise ValueError(
-            f"--model_dir={folder} is in use by another training process (pid {owner}, "
-            f"lock {path}); wait for it to end, or use another --model_dir."
-        ) from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
-
-
-def first_line(error: BaseException) -> str:
-    """An error's message without TensorFlow's op prefix, on one line."""
-    text = str(getattr(error, "message", None) or error)
-    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
-    return text.split(" [Op:")[0].strip().splitlines()[0][:300]
 
 
 def verify_checkpoint(path: str) -> None:
@@ -270,7 +241,7 @@ def verify_checkpoint(path: str) -> None:
             if dtype != tf.variant:
                 reader.get_tensor(name)
     except (tf.errors.OpError, RuntimeError, IndexError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable checkpoint ({first_line(e)})") from None
+        raise ValueError(f"{path}: unreadable checkpoint ({errors.first_line(e)})") from None
 
 
 def latest_intact_checkpoint(folder: str) -> str | None:
@@ -393,7 +364,7 @@ def restore_weights(model, path: str, spec_file: str) -> None:
                 path
             ).expect_partial().assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
-            text = first_line(e)
+            text = errors.first_line(e)
             if not _checkpoint_files_present(path):
                 kind = "vanished"
             elif isinstance(e, tf.errors.OpError):

@@ -21,7 +21,7 @@ import os
 
 import tensorflow as tf
 
-from tvn_tf import model_dir as model_dir_lib
+from tvn_tf import errors
 from tvn_tf.data import layout, pipeline, prepare, records, splits
 from tvn_tf.models.model_input import ModelInput
 
@@ -185,7 +185,7 @@ def check_shards(dataset: Dataset, groups) -> None:
             tf.data.TFRecordDataset(path).reduce(0, lambda n, _: n + 1)
         except tf.errors.DataLossError as e:
             raise ValueError(
-                f"{path}: damaged TFRecord shard ({model_dir_lib.first_line(e)}); delete "
+                f"{path}: damaged TFRecord shard ({errors.first_line(e)}); delete "
                 "it and rerun tools/prepare_ucf50.py on the videos to write it again."
             ) from None
 

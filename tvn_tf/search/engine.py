@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 
 from tvn_tf import atomic
-from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import splits as splits_lib
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import memory
@@ -1059,5 +1058,5 @@ def retrain_best(search: Search, best) -> dict[str, Any]:
             if k in result
         }
     )
-    model_dir_lib.write_json_atomic(path, final)
+    atomic.write_json(path, final)
     return final

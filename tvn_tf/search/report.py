@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 from tvn_tf import atomic
-from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.search import engine
 
 CSV_FIELDS = (
@@ -187,7 +186,7 @@ def write_all(search: engine.Search, config: engine.SearchConfig) -> None:
     write_csv(os.path.join(config.model_dir, "trials.csv"), rows)
     best = engine.best_trial(trials)
     if best is not None:
-        model_dir_lib.write_json_atomic(
+        atomic.write_json(
             os.path.join(config.model_dir, engine.BEST_ARCHITECTURE),
             best.user_attrs["architecture"],
         )

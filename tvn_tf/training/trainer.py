@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tvn_tf import atomic
+from tvn_tf import atomic, errors
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.data import dataset as data_lib
 from tvn_tf.data import splits
@@ -275,7 +275,7 @@ def _restore(
         run = model_dir_lib.read_train_config(config.model_dir)
         if run is None:  # Checkpoints from elsewhere: no recorded flags to blame.
             raise ValueError(
-                f"{path} does not fit this run ({model_dir_lib.first_line(e)}); "
+                f"{path} does not fit this run ({errors.first_line(e)}); "
                 f"{config.model_dir} has no {model_dir_lib.TRAIN_CONFIG}, so its "
                 f"{model_dir_lib.CHECKPOINTS}/ hold another model's checkpoints: move that "
                 "folder away to start over, or use a new --model_dir."
@@ -287,7 +287,7 @@ def _restore(
             for k in (*_STATE_FLAGS, "data_format")
             if k in was and was[k] != now[k]
         ]
-        reason = ", ".join(differ) if differ else model_dir_lib.first_line(e)
+        reason = ", ".join(differ) if differ else errors.first_line(e)
         raise _does_not_fit(path, config, reason) from None
 
 
@@ -579,7 +579,7 @@ def _train(
                 _save(run.manager, step, run.variable_bytes)
                 run.saved_step = step
             except (KeyboardInterrupt, Exception) as e:  # A second Ctrl-C, a full disk.
-                logging.warning("Could not save step %d: %s", step, model_dir_lib.first_line(e))
+                logging.warning("Could not save step %d: %s", step, errors.first_line(e))
         raise Interrupted(step, max(run.saved_step, 0)) from None
 
 
@@ -848,7 +848,7 @@ def _restore_or_start(
     # Only now that every check has passed: a refused rerun leaves the folder as it was.
     if plan.chief:
         model_dir_lib.write_spec(config.model_dir, plan.spec)
-        model_dir_lib.write_json_atomic(
+        atomic.write_json(
             os.path.join(config.model_dir, model_dir_lib.TRAIN_CONFIG),
             {
                 "train": config.to_json(),
@@ -1007,9 +1007,7 @@ def _validate(
         _save(run.best_manager, current, run.variable_bytes)
         if plan.chief:
             run.best_accuracy = result["video_accuracy"]
-            model_dir_lib.write_json_atomic(
-                run.best_file, {"step": current, "video_accuracy": run.best_accuracy}
-            )
+            atomic.write_json(run.best_file, {"step": current, "video_accuracy": run.best_accuracy})
 
 
 def _finish(
@@ -1120,7 +1118,7 @@ def write_metrics(model_dir: str, result: dict, class_names) -> None:
     metrics = dict(result)
     metrics["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
     metrics["class_names"] = list(class_names)
-    model_dir_lib.write_json_atomic(os.path.join(model_dir, model_dir_lib.METRICS), metrics)
+    atomic.write_json(os.path.join(model_dir, model_dir_lib.METRICS), metrics)
     metrics_lib.write_confusion(
         result["confusion"],
         class_names,
