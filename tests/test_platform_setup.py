@@ -76,10 +76,10 @@ def test_amx_cap_decision(environ, cpu, probe, isa):
     assert ps.amx_cap(environ, cpu[1], probe) == isa
 
 
-def test_set_up_caps_once_logs_one_line_and_caches(tmp_path, caplog):
+def test_cap_amx_caps_once_logs_one_line_and_caches(tmp_path, caplog):
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     with caplog.at_level(logging.WARNING):
-        ps.set_up(environ, ["bin"], AMX_CPU, lambda: "traps", tensorflow_loaded=False)
+        ps.cap_amx(environ, AMX_CPU, lambda: "traps", tensorflow_loaded=False)
     assert environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_FP16"
     assert len(caplog.records) == 1
     assert "does not execute" in caplog.text and "ONEDNN_MAX_CPU_ISA" in caplog.text
@@ -87,7 +87,7 @@ def test_set_up_caps_once_logs_one_line_and_caches(tmp_path, caplog):
     assert json.loads(cache.read_text())["amx"] == "traps"
 
     again = {"XDG_CACHE_HOME": str(tmp_path)}
-    ps.set_up(again, ["bin"], AMX_CPU, no_probe, tensorflow_loaded=False)  # From the cache.
+    ps.cap_amx(again, AMX_CPU, no_probe, tensorflow_loaded=False)  # From the cache.
     assert again["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_FP16"
     other_kernel_or_cpu = ("Another Xeon", AMX_CPU[1])
     assert ps.cache_path(*other_kernel_or_cpu, again) != str(cache)
@@ -95,21 +95,21 @@ def test_set_up_caps_once_logs_one_line_and_caches(tmp_path, caplog):
 
 def test_unknown_probe_is_not_cached_and_unwritable_cache_is_harmless(tmp_path):
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
-    ps.set_up(environ, ["bin"], AMX_CPU, lambda: "unknown", tensorflow_loaded=False)
+    ps.cap_amx(environ, AMX_CPU, lambda: "unknown", tensorflow_loaded=False)
     assert environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_FP16"
     assert not (tmp_path / "tvn_tf").exists() or not any((tmp_path / "tvn_tf").iterdir())
 
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("")  # The cache root is a file: nothing can be written under it.
     environ = {"XDG_CACHE_HOME": str(blocker)}
-    ps.set_up(environ, ["bin"], AMX_CPU, lambda: "executes", tensorflow_loaded=False)
+    ps.cap_amx(environ, AMX_CPU, lambda: "executes", tensorflow_loaded=False)
     assert "ONEDNN_MAX_CPU_ISA" not in environ
 
 
 def test_tensorflow_imported_first_warns_that_the_cap_may_be_late(tmp_path, caplog):
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     with caplog.at_level(logging.WARNING):
-        ps.set_up(environ, ["bin"], AMX_CPU, lambda: "traps", tensorflow_loaded=True)
+        ps.cap_amx(environ, AMX_CPU, lambda: "traps", tensorflow_loaded=True)
     assert len(caplog.records) == 1
     assert "imported before tvn_tf" in caplog.text
 
@@ -139,19 +139,23 @@ def test_verbosity_from_argv(argv, verbosity):
     ],
 )
 def test_tf_log_level(environ, argv, level):
-    ps.set_up(environ, argv, AMD_CPU, no_probe, tensorflow_loaded=False)
+    ps.quiet_tensorflow(environ, argv)
     assert environ["TF_CPP_MIN_LOG_LEVEL"] == level
 
 
-def test_import_tvn_tf_sets_the_environment_before_tensorflow():
-    env = run_python("""
+def test_import_tvn_tf_changes_only_the_amx_cap_and_loads_no_tensorflow():
+    changed = run_python("""
         import json, os, sys
+        before = dict(os.environ)
         import tvn_tf
-        print(json.dumps([os.environ.get("ONEDNN_MAX_CPU_ISA"), "tensorflow" in sys.modules]))
+        after = dict(os.environ)
+        changed = sorted(k for k in after if before.get(k) != after[k])
+        print(json.dumps([changed, "tensorflow" in sys.modules]))
     """)
-    assert env[1] is False  # Importing the package does not load TensorFlow.
+    assert changed[1] is False  # Importing the package does not load TensorFlow.
+    assert set(changed[0]) <= {"ONEDNN_MAX_CPU_ISA"}
     if "amx_tile" not in ps.read_cpuinfo()[1]:
-        assert env[0] is None
+        assert changed[0] == []
 
 
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} ", re.M)

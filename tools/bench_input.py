@@ -28,7 +28,7 @@ import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tvn_tf import renamed_flags  # noqa: E402
+from tvn_tf import cli  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
 from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
 from tvn_tf.models.model_input import ModelInput  # noqa: E402
@@ -230,7 +230,7 @@ def main(argv):
             f"bench_input: --data_dir={_DATA_DIR.value!r} holds no "
             f"{records.SHARD_SUFFIX} files; run tools/prepare_ucf50.py first."
         )
-    clips_per_video = renamed_flags.value(
+    clips_per_video = cli.renamed(
         "bench_input",
         "clips_per_video",
         "train_clips_per_video",

@@ -56,7 +56,7 @@ from absl import logging
 
 from tvn_tf import atomic
 from tvn_tf import data_flags
-from tvn_tf import renamed_flags
+from tvn_tf import cli
 from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models import memory
 
@@ -707,7 +707,7 @@ def main(argv):
         from tvn_tf.data import dataset as data_lib
 
         model_dir_lib.read_spec(FLAGS.model_dir)  # Fails early on a wrong folder.
-        eval_clips = renamed_flags.value(
+        eval_clips = cli.renamed(
             "export", "clips_per_video", "eval_clips", FLAGS.clips_per_video, FLAGS.eval_clips
         )
         options = ExportOptions(

@@ -1,8 +1,6 @@
-"""Process set-up that has to happen before TensorFlow loads; `tvn_tf/__init__.py` runs it.
+"""Process set-up that has to happen before TensorFlow loads.
 
-Two things are only settable through the environment TensorFlow reads when it loads,
-so every entry point (the binaries, tools/, a notebook's `import tvn_tf`) gets them
-by importing the package:
+Two things are only settable through the environment TensorFlow reads when it loads:
 
 1. oneDNN's AMX cap. Some virtual machines advertise AMX in /proc/cpuinfo and grant
    the kernel permission for it, yet trap the instructions: oneDNN then picks its
@@ -11,11 +9,14 @@ by importing the package:
    tens of milliseconds) executes AMX instructions; unless it exits cleanly,
    `ONEDNN_MAX_CPU_ISA` is capped at AVX512_CORE_FP16 (everything but AMX). The
    answer is cached per machine. A user's own `ONEDNN_MAX_CPU_ISA` always wins.
+   `import tvn_tf` runs it (`cap_amx`), so a notebook user is safe too; on a machine
+   whose AMX works or is absent it changes no environment variable.
 2. TensorFlow's start-up console noise (CUDA probing, `failed call to cuInit`, the
    oneDNN notice), which reads as a failure on a CPU-only machine:
    `TF_CPP_MIN_LOG_LEVEL=3` unless the user set it, or absl's `-v`/`--verbosity`
    of 1 or more is on the command line (flags are parsed after TensorFlow loads,
-   so argv is read here).
+   so argv is read here). Only the binaries and tools ask for it (`quiet_tensorflow`,
+   through `tvn_tf.cli.start`), first thing, before they import TensorFlow.
 """
 
 from __future__ import annotations
@@ -197,18 +198,18 @@ def verbosity_from_argv(argv: Sequence[str]) -> int | None:
     return value
 
 
-def set_up(
+def cap_amx(
     environ: MutableMapping[str, str] = os.environ,
-    argv: Sequence[str] | None = None,
     cpuinfo: tuple[str, frozenset[str]] | None = None,
     probe: Callable[[], str] = run_probe,
     tensorflow_loaded: bool | None = None,
 ) -> None:
-    """Sets TensorFlow's environment for this process (see the module docstring).
+    """Caps oneDNN below AMX where AMX traps (see the module docstring); `import tvn_tf` runs it.
+
+    On a CPU that does not list AMX, or whose AMX executes, nothing changes.
 
     Args:
       environ: the environment to edit (the process's own by default).
-      argv: the command line, for absl's verbosity flag (sys.argv by default).
       cpuinfo: (model name, flags); /proc/cpuinfo by default.
       probe: runs the AMX probe child (`run_probe`); called only on a cache miss.
       tensorflow_loaded: whether TensorFlow was imported already (then the cap may
@@ -218,24 +219,39 @@ def set_up(
         tensorflow_loaded = "tensorflow" in sys.modules
     model, flags = read_cpuinfo() if cpuinfo is None else cpuinfo
     isa = amx_cap(environ, flags, lambda: amx_probe_result(model, flags, environ, probe))
-    if isa is not None:
-        environ[ISA_ENV] = isa  # Inherited by child processes, which then skip all this.
-        if tensorflow_loaded:
-            log.warning(
-                "tvn_tf: AMX does not execute on this CPU, but TensorFlow was imported "
-                "before tvn_tf, so capping oneDNN may come too late and bfloat16 matmuls "
-                "may die of SIGILL: import tvn_tf first, or set %s=%s.",
-                ISA_ENV,
-                isa,
-            )
-        else:
-            log.warning(
-                "tvn_tf: AMX is listed but does not execute on this CPU: oneDNN capped "
-                "at %s=%s (set %s yourself to override).",
-                ISA_ENV,
-                isa,
-                ISA_ENV,
-            )
+    if isa is None:
+        return
+    environ[ISA_ENV] = isa  # Inherited by child processes, which then skip all this.
+    if tensorflow_loaded:
+        log.warning(
+            "tvn_tf: AMX does not execute on this CPU, but TensorFlow was imported "
+            "before tvn_tf, so capping oneDNN may come too late and bfloat16 matmuls "
+            "may die of SIGILL: import tvn_tf first, or set %s=%s.",
+            ISA_ENV,
+            isa,
+        )
+    else:
+        log.warning(
+            "tvn_tf: AMX is listed but does not execute on this CPU: oneDNN capped "
+            "at %s=%s (set %s yourself to override).",
+            ISA_ENV,
+            isa,
+            ISA_ENV,
+        )
+
+
+def quiet_tensorflow(
+    environ: MutableMapping[str, str] = os.environ, argv: Sequence[str] | None = None
+) -> None:
+    """Silences TensorFlow's start-up logs unless `-v`/`--verbosity` >= 1 is in `argv`.
+
+    The binaries and tools run it (through `tvn_tf.cli.start`) before TensorFlow
+    loads; a library user's process is left as it is.
+
+    Args:
+      environ: the environment to edit (the process's own by default).
+      argv: the command line (sys.argv by default).
+    """
     verbosity = verbosity_from_argv(getattr(sys, "argv", []) if argv is None else argv)
     if verbosity is not None and verbosity >= 1:
         environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # The command line beats an inherited quiet.
