@@ -5,11 +5,12 @@ process on the JAX or PyTorch backend runs the same checks as the TensorFlow tes
 `run_layer_cases()` runs all of `LAYER_CASES` and returns what failed.
 
     from tests.layer_testing import run_layer_test
-    run_layer_test(layers.ContextGate, {"filters": 8, "num_frames": 2}, (4, 5, 5, 8))
+    run_layer_test(gates.ContextGate, {"filters": 8, "num_frames": 2}, (4, 5, 5, 8))
 """
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tvn_tf.models import layers
+from tvn_tf.models import architecture, blocks, gates, heads, layers, tvn
 
 MIXED = "mixed_bfloat16"
 
@@ -44,7 +45,7 @@ def run_layer_test(
     """Checks one layer configuration; raises AssertionError on the first broken rule.
 
     Args:
-      layer_cls: A layer class of `tvn_tf.models.layers`.
+      layer_cls: A layer class of `tvn_tf.models` (`layers`, `gates`, `blocks`, `heads`).
       init_kwargs: Its constructor arguments.
       input_shape: The shape of a concrete input (batch first), or a list of
         shapes for a layer called on several tensors.
@@ -117,6 +118,11 @@ def _check_mixed_precision(layer_cls, init_kwargs, arrays, call_kwargs) -> None:
         assert sub.compute_dtype == "bfloat16", f"{name}/{sub.name}: computes {sub.compute_dtype}"
     for variable in layer.weights:
         assert variable.dtype == "float32", f"{name}: {variable.path} is {variable.dtype}"
+
+
+def block_spec(**overrides: Any) -> architecture.BlockSpec:
+    """`block(**overrides)` as the `BlockSpec` a `TinyBlock` takes."""
+    return architecture.block_from_json(block(**overrides))
 
 
 def block(**overrides: Any) -> dict[str, Any]:
@@ -192,7 +198,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "squeeze_excite",
-        layers.SqueezeExcite,
+        gates.SqueezeExcite,
         {"filters": 16, "ratio": 0.3, "num_frames": 2},
         (4, 3, 3, 16),
         {},
@@ -200,7 +206,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "context_gate",
-        layers.ContextGate,
+        gates.ContextGate,
         {"filters": 8, "num_frames": 2},
         (4, 3, 3, 8),
         {},
@@ -208,7 +214,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "inverted_bottleneck",
-        layers.InvertedBottleneck,
+        blocks.InvertedBottleneck,
         {"filters": 4, "expanded_filters": 16},
         (2, 3, 3, 4),
         {},
@@ -216,7 +222,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "residual_projection",
-        layers.ResidualProjection,
+        blocks.ResidualProjection,
         {"strides": 2},
         [(2, 6, 6, 3), (2, 3, 3, 8)],
         {},
@@ -224,7 +230,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "non_local",
-        layers.NonLocal,
+        gates.NonLocal,
         {"bottleneck": 8, "num_frames": 2, "pool_size": 2},
         (4, 4, 4, 6),
         {},
@@ -232,9 +238,9 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "tiny_block_inverted",
-        layers.TinyBlock,
+        blocks.TinyBlock,
         {
-            "block": block(**{"inv-bottle": 1, "act": "hswish", "squeeze": 0.5}),
+            "block": block_spec(**{"inv-bottle": 1, "act": "hswish", "squeeze": 0.5}),
             "num_frames": 4,
         },
         (8, 8, 8, 3),
@@ -243,9 +249,9 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "tiny_block_temporal_stride",
-        layers.TinyBlock,
+        blocks.TinyBlock,
         {
-            "block": block(temporal_stride=2, context_gate=1, spatial_type="depth"),
+            "block": block_spec(temporal_stride=2, context_gate=1, spatial_type="depth"),
             "num_frames": 3,
         },
         (6, 8, 8, 3),
@@ -254,9 +260,9 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "tiny_block_pool_non_local",
-        layers.TinyBlock,
+        blocks.TinyBlock,
         {
-            "block": block(
+            "block": block_spec(
                 spatial_type="maxpool", temporal_type="avgpool", expand=0, filters=3, non_local=8
             ),
             "num_frames": 2,
@@ -270,7 +276,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ("fold_frames", layers.FoldFrames, {}, (3, 2, 4, 4, 5), {}, (6, 4, 4, 5)),
     (
         "classification_head",
-        layers.ClassificationHead,
+        heads.ClassificationHead,
         {"num_classes": 7, "num_frames": 2, "dropout_rate": 0.3},
         (6, 3, 3, 5),
         {},
@@ -278,7 +284,7 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
     ),
     (
         "softmax_pooling_head",
-        layers.SoftmaxPoolingHead,
+        heads.SoftmaxPoolingHead,
         {"num_classes": 7, "num_frames": 4},
         (8, 2, 2, 5),
         {},
@@ -287,12 +293,73 @@ LAYER_CASES: list[tuple[str, type, dict[str, Any], Any, dict[str, Any], tuple]] 
 ]
 
 
+def run_model_test(
+    arch: architecture.Architecture, num_classes: int, head: str = "mean", batch: int = 2
+) -> None:
+    """Checks `tvn.TinyVideoNetwork`'s config contract for one architecture and head.
+
+    The config is JSON and holds the architecture's JSON form and the head
+    settings; `from_config` (directly and through Keras serialization under the
+    `tvn_tf>` package) rebuilds a model with the same config, the same variables
+    and, given the same weights, the same outputs bit for bit.
+    """
+    model = tvn.TinyVideoNetwork(arch, num_classes, head=head)
+    config = model.get_config()
+    assert json.loads(json.dumps(config)) == config, "the config is not plain JSON"
+    assert config["architecture"] == arch.to_json()
+    assert (config["name"], config["num_classes"], config["head"]) == (arch.name, num_classes, head)
+    serialized = keras.saving.serialize_keras_object(model)
+    assert serialized["registered_name"] == "tvn_tf>TinyVideoNetwork", serialized["registered_name"]
+    for clone in (
+        tvn.TinyVideoNetwork.from_config(config),
+        keras.saving.deserialize_keras_object(serialized),
+    ):
+        assert type(clone) is tvn.TinyVideoNetwork and clone.get_config() == config
+        assert [v.path for v in clone.weights] == [v.path for v in model.weights]
+        clone.set_weights(model.get_weights())
+        clips = np.random.default_rng(0).normal(
+            size=(batch, arch.num_frames, arch.image_size, arch.image_size, 3)
+        )
+        clips = clips.astype("float32")
+        expected = keras.ops.convert_to_numpy(model(clips, training=False))
+        assert expected.shape == (batch, num_classes) and expected.dtype == np.float32
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(clone(clips, training=False)), expected
+        )
+
+
+def small_architecture() -> architecture.Architecture:
+    """Two blocks (one repeated, with a temporal stride and every gate) at 16 pixels."""
+    return architecture.architecture_from_json(
+        {
+            "num_frames": 4,
+            "frame_stride": 1,
+            "image_size": 16,
+            "blocks": [
+                block(repeats=2, temporal_stride=2, squeeze=0.5, context_gate=1),
+                block(**{"inv-bottle": 1, "act": "hswish", "spatial_act": "hswish"}),
+            ],
+        },
+        "small",
+    )
+
+
+def cases_of(module) -> list[tuple]:
+    """The `LAYER_CASES` of the layers defined in `module` (e.g. `tvn_tf.models.gates`)."""
+    return [case for case in LAYER_CASES if case[1].__module__ == module.__name__]
+
+
 def run_layer_cases() -> dict[str, str]:
-    """Runs every case of `LAYER_CASES`; returns `{case id: error}` for those that fail."""
+    """Runs every case of `LAYER_CASES` and the model's; returns `{case id: error}` of failures."""
     failures = {}
     for case_id, cls, kwargs, shape, call_kwargs, expected in LAYER_CASES:
         try:
             run_layer_test(cls, kwargs, shape, call_kwargs, expected)
         except Exception:  # Reported to the parent, which fails the test with it.
             failures[case_id] = traceback.format_exc(limit=-3)
+    for head in tvn.HEADS:
+        try:
+            run_model_test(small_architecture(), 3, head)
+        except Exception:
+            failures[f"model_{head}"] = traceback.format_exc(limit=-3)
     return failures

@@ -38,6 +38,77 @@ def test_json_round_trip_is_exact():
         assert arch_lib.architecture_from_json(arch.to_json(), name) == arch
 
 
+def _original_activations(block: dict) -> tuple[str, str, str]:
+    """(act, spatial, temporal) as the original's `tiny_block` and `layers` read a block.
+
+    `tiny_video_net.tiny_block`: without 'act', all three are 'relu'; with it,
+    'spatial_act' and 'temporal_act' are read as given. `layers.spatial_conv` and
+    `layers.temporal_conv` run ReLU when the name is 'relu', hard-swish otherwise.
+    """
+    if "act" not in block:
+        block = {**block, "act": "relu", "spatial_act": "relu", "temporal_act": "relu"}
+    op = lambda name: "relu" if name == "relu" else "hswish"  # noqa: E731
+    return block["act"], op(block["spatial_act"]), op(block["temporal_act"])
+
+
+def _ours(spec: arch_lib.BlockSpec) -> tuple[str, str, str]:
+    return spec.act, spec.spatial_act, spec.temporal_act
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_written_json_means_the_same_to_the_original(name, tmp_path):
+    arch = arch_lib.get_architecture(name)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(arch.to_json()))
+    written = json.loads(path.read_text())
+    for spec, block in zip(arch.blocks, written["blocks"], strict=True):
+        assert _original_activations(block) == _ours(spec)
+    assert arch_lib.load_architecture_json(path).blocks == arch.blocks
+    if name == "tvn_mobile_1":  # Hard-swish spatial ops ending in ReLU.
+        assert _ours(arch.blocks[1]) == ("relu", "hswish", "hswish")
+
+
+@pytest.mark.parametrize(
+    "activations",
+    [
+        {},
+        {"spatial_act": "hswish"},
+        {"temporal_act": "hswish", "spatial_act": "relu"},
+        {"act": "hswish", "spatial_act": "relu", "temporal_act": "hswish"},
+        {"act": "relu", "spatial_act": "hswish", "temporal_act": "relu"},
+    ],
+)
+def test_reading_a_block_follows_the_original_defaults(activations):
+    block = {**_tvn1_json()["blocks"][0], **activations}
+    spec = arch_lib.block_from_json(block)
+    assert _ours(spec) == _original_activations(block)
+    assert _original_activations(spec.to_json()) == _ours(spec)
+
+
+# The registry, and the released file as the original code published it.
+RELEASED_FILES = ["tvn_tf/models/found_tvns.json", "tests/testdata/original_found_tvns.json"]
+
+
+@pytest.mark.parametrize("path", RELEASED_FILES)
+def test_released_files_read_as_the_original_reads_them(path):
+    with open(path) as f:
+        released = json.load(f)
+    for name in RELEASED:
+        arch = arch_lib.architecture_from_json(released[name], name)
+        assert arch == arch_lib.get_architecture(name)
+        for spec, block in zip(arch.blocks, released[name]["blocks"], strict=True):
+            assert _ours(spec) == _original_activations(block)
+
+
+def test_block_names_are_built_and_parsed_in_one_place():
+    assert arch_lib.block_name(2, 1) == "block2_1"
+    assert arch_lib.block_name(2) == "block2"
+    assert arch_lib.parse_block_name("block2_1") == (2, 1)
+    assert arch_lib.parse_block_name("block12_0/spatial/conv/kernel") == (12, 0)
+    for other in ("head/logits", "block2", "block2_1x", "aux_block0_0", "fold_frames"):
+        assert arch_lib.parse_block_name(other) is None
+
+
 def test_original_multistream_chain_form_is_accepted():
     arch = arch_lib.get_architecture("tvn_mobile_1")
     streams = {

@@ -44,21 +44,3 @@ def test_flip_mirrors_whole_clip():
         np.testing.assert_allclose(out, plain[:, :, ::-1], atol=1e-5)
         flips += 1
     assert 0 < flips < 16
-
-
-def test_normalize_frames_range_and_jitter():
-    x = tf.constant([0, 127.5, 255])
-    np.testing.assert_allclose(preprocessing.normalize_frames(x).numpy(), [-1, 0, 1])
-    np.testing.assert_allclose(
-        preprocessing.normalize_frames(x, contrast=0.5, brightness=25.5).numpy(),
-        [-0.5 + 0.2, 0.2, 0.5 + 0.2],
-        atol=1e-6,
-    )
-
-
-def test_preprocess_for_eval_centre_crops():
-    frames = np.zeros((1, 30, 50, 3), np.uint8)
-    frames[:, :, 10:40] = 255  # the centre 30x30 square is white
-    out = preprocessing.preprocess_for_eval(tf.constant(frames), 8).numpy()
-    assert out.shape == (1, 8, 8, 3)
-    np.testing.assert_allclose(out, 1.0)

@@ -1,10 +1,10 @@
-"""Frame sampling and the tf.data pipelines, on real files whose pixels encode frame indices."""
+"""The tf.data pipelines of both sources, on real files whose pixels encode frame indices."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tvn_tf.data import pipeline, sampling
+from tvn_tf.data import pipeline
 from tvn_tf.models.model_input import ModelInput
 from tests.isolated import run_module
 from tests.video_fixtures import frame_indices, make_tree, write_index_video
@@ -17,41 +17,6 @@ EVALUATION = dict(CLIP, training=False, with_video_ids=True)
 def _pixels(clips):
     """Normalised clips [..., H, W, 3] back to [0, 255]."""
     return (np.asarray(clips) + 1.0) * 127.5
-
-
-def test_training_indices_cover_every_start_and_loop_short_videos():
-    starts = set()
-    for i in range(200):
-        idx = sampling.training_indices(20, T, STRIDE, seed=tf.constant([i, 0])).numpy()
-        assert idx[1] - idx[0] == STRIDE
-        starts.add(int(idx[0]))
-    assert starts == set(range(16))  # 20 frames, span 5: starts 0..15
-    # Span 9 > 6 frames: start 0, indices wrap (loop rule).
-    assert sampling.training_indices(6, 3, 4, seed=tf.constant([1, 2])).numpy().tolist() == [
-        0,
-        4,
-        2,
-    ]
-
-
-def test_training_indices_draw_independent_clips():
-    idx = sampling.training_indices(20, T, STRIDE, seed=tf.constant([5, 0]), num_clips=64).numpy()
-    assert idx.shape == (64, T)
-    assert (idx[:, 1] - idx[:, 0] == STRIDE).all()
-    assert len(set(idx[:, 0])) > 8 and idx.min() >= 0 and idx.max() < 20
-    with pytest.raises(ValueError, match="num_clips must be >= 1"):
-        sampling.training_indices(20, T, STRIDE, seed=tf.constant([5, 0]), num_clips=0)
-
-
-def test_evaluation_indices_are_evenly_spaced():
-    assert sampling.evaluation_indices(20, T, STRIDE, 4).numpy().tolist() == [
-        [0, 4],
-        [5, 9],
-        [10, 14],
-        [15, 19],
-    ]
-    assert sampling.evaluation_indices(20, T, STRIDE, 1).numpy().tolist() == [[7, 11]]
-    assert sampling.evaluation_indices(3, T, STRIDE, 2).numpy().tolist() == [[0, 1], [0, 1]]
 
 
 @pytest.fixture(scope="module")
@@ -244,23 +209,6 @@ def test_average_clip_scores():
     )
     assert ids.tolist() == [b"a", b"b"]
     np.testing.assert_allclose(scores, [[0.0, 1.0], [0.75, 0.25]])
-
-
-def test_three_square_crops_run_along_the_long_side():
-    from tvn_tf.data import preprocessing
-
-    wide = tf.reshape(tf.range(6 * 8), (1, 6, 8, 1))  # height 6, width 8
-    left, centre, right = preprocessing.square_crops(wide, 3).numpy()
-    np.testing.assert_array_equal(left, wide[:, :, 0:6])
-    np.testing.assert_array_equal(centre, wide[:, :, 1:7])
-    np.testing.assert_array_equal(right, wide[:, :, 2:8])
-    np.testing.assert_array_equal(centre, preprocessing.center_crop_square(wide))
-    tall = tf.transpose(wide, (0, 2, 1, 3))  # height 8, width 6
-    top, _, bottom = preprocessing.square_crops(tall, 3).numpy()
-    np.testing.assert_array_equal(top, tall[:, 0:6])
-    np.testing.assert_array_equal(bottom, tall[:, 2:8])
-    with pytest.raises(ValueError, match="num_crops is 2; expected 1 or 3"):
-        preprocessing.square_crops(wide, 2)
 
 
 @pytest.mark.parametrize("source", ["tfrecord", "avi"])

@@ -1,4 +1,4 @@
-"""tools/prepare_ucf50.py and tools/make_demo_data.py, run as real subprocesses."""
+"""tools/prepare_ucf50.py and `prepare`, run as real subprocesses."""
 
 import json
 import os
@@ -6,7 +6,6 @@ import shutil
 import signal
 import time
 
-import av
 import tensorflow as tf
 
 from tvn_tf.data import records
@@ -161,49 +160,6 @@ def test_prepare_rejects_bad_flags(tmp_path):
     for result, (_, expected) in zip(results, cases):
         assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
     assert not (videos / "out").exists() and not (tmp_path / "new").exists()
-
-
-def test_make_demo_data_layout_and_codec(tmp_path):
-    result = _run(
-        "make_demo_data.py",
-        f"--output_dir={tmp_path}",
-        "--num_groups=2",
-        "--clips_per_group=1",
-        "--num_frames=6",
-        "--workers=1",
-    )
-    assert result.returncode == 0, result.stderr
-    classes = sorted(os.listdir(tmp_path))
-    assert len(classes) == 10
-    files = sorted(os.listdir(tmp_path / "BouncingBall"))
-    assert files == ["v_BouncingBall_g01_c01.avi", "v_BouncingBall_g02_c01.avi"]
-    with av.open(str(tmp_path / "BouncingBall" / files[0])) as container:
-        stream = container.streams.video[0]
-        assert (stream.codec_context.name, stream.codec_context.codec_tag) == ("mpeg4", "XVID")
-        assert (stream.width, stream.height, stream.average_rate, stream.frames) == (
-            320,
-            240,
-            25,
-            6,
-        )
-    # Deterministic given the seed.
-    again = tmp_path.parent / (tmp_path.name + "_again")
-    assert (
-        _run(
-            "make_demo_data.py",
-            f"--output_dir={again}",
-            "--num_groups=2",
-            "--clips_per_group=1",
-            "--num_frames=6",
-            "--workers=1",
-        ).returncode
-        == 0
-    )
-    assert (again / "BouncingBall" / files[0]).read_bytes() == (
-        tmp_path / "BouncingBall" / files[0]
-    ).read_bytes()
-    result = _run("make_demo_data.py", f"--output_dir={tmp_path}", "--num_groups=0")
-    assert result.returncode != 0 and "--num_groups" in result.stderr
 
 
 def test_output_dir_reached_through_a_link_into_the_input_is_refused(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.mounts import tmpfs
-from tvn_tf import export as export_lib
+from tvn_tf.deploy import export_dir as export_dir_lib
 
 TINY = [
     "--variants=float32",
@@ -91,10 +91,12 @@ def test_the_denylist_check_lets_every_layer_of_a_real_report_through(
 ):
     # The names calibration finds must all pass the check made before it.
     from tvn_tf import model_dir as model_dir_lib
-    from tvn_tf.deploy import quantization
+    from tvn_tf.deploy import quantization, quantization_report
 
     model, _, _ = model_dir_lib.restore_model(trained_model_dir)
-    layers = quantization.read_report(os.path.join(export_dir, quantization.REPORT_FILE))
+    layers = quantization_report.read_report(
+        os.path.join(export_dir, quantization_report.REPORT_FILE)
+    )
     names = [layer.layer for layer in layers] + [layer.tensor for layer in layers]
     quantization.check_denylist_names([*names, "block3_1/*", "head/*", "*/Relu"], model)
 
@@ -110,7 +112,7 @@ def test_a_second_export_to_the_same_folder_is_refused_while_the_first_runs(
         *TINY,
     ]
     first = start_module("tvn_tf.export", *args)
-    lock = export_lib.lock_file(str(output))
+    lock = export_dir_lib.lock_file(str(output))
     try:
         while first.poll() is None and _read(lock) != str(first.pid):  # Locked and owned.
             time.sleep(0.1)

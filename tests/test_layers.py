@@ -1,13 +1,12 @@
-"""Each layer computes what the original block computes, and serializes."""
+"""The ops of a block compute what the original's compute, and every layer serializes."""
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
-from tvn_tf.models import architecture as arch_lib
-from tvn_tf.models import layers
-from tvn_tf.models import tvn
+from tvn_tf.models import blocks, gates, heads, layers
 
 from tests import layer_testing
 
@@ -16,10 +15,6 @@ RNG = np.random.default_rng(0)
 
 def _clips(batch, frames, size, channels):
     return RNG.normal(size=(batch * frames, size, size, channels)).astype("float32")
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def test_hard_swish_values():
@@ -104,153 +99,22 @@ def test_temporal_kernel_one_is_no_op():
     assert layer.output_frames == 4
 
 
-def test_squeeze_excite_matches_numpy_and_keeps_clips_apart():
-    frames, channels = 3, 16
-    layer = layers.SqueezeExcite(channels, 0.25, frames)
-    x = _clips(2, frames, 4, channels)
-    y = layer(x).numpy()
-    assert layer.squeeze.filters == 8  # max(int(16 * 0.25), 8)
-    w1, b1 = layer.squeeze.kernel.numpy()[0, 0], layer.squeeze.bias.numpy()
-    w2, b2 = layer.excite.kernel.numpy()[0, 0], layer.excite.bias.numpy()
-    for clip in range(2):
-        frames_of_clip = x[clip * frames : (clip + 1) * frames]
-        gate = _sigmoid(np.maximum(frames_of_clip.mean(axis=(0, 1, 2)) @ w1 + b1, 0) @ w2 + b2)
-        np.testing.assert_allclose(
-            y[clip * frames : (clip + 1) * frames], frames_of_clip * gate, rtol=1e-5, atol=1e-6
-        )
-
-
-def test_context_gate_matches_numpy():
-    frames, channels = 2, 4
-    layer = layers.ContextGate(channels, frames)
-    x = _clips(2, frames, 3, channels)
-    y = layer(x).numpy()
-    w, b = layer.gate.kernel.numpy()[0, 0], layer.gate.bias.numpy()
-    for clip in range(2):
-        part = x[clip * frames : (clip + 1) * frames]
-        np.testing.assert_allclose(
-            y[clip * frames : (clip + 1) * frames],
-            part * _sigmoid(part.mean(axis=(0, 1, 2)) @ w + b),
-            rtol=1e-5,
-        )
-
-
-def test_inverted_bottleneck_expands_with_relu_and_projects_linearly():
-    layer = layers.InvertedBottleneck(4, 12)
-    x = _clips(1, 2, 3, 4)
-    wide = layer(x, stage="expand")
-    assert wide.shape[-1] == 12 and np.all(wide.numpy() >= 0)
-    narrow = layer(wide, stage="project")
-    assert narrow.shape[-1] == 4 and np.any(narrow.numpy() < 0)
-    with pytest.raises(ValueError, match="stage is 'middle'"):
-        layer(x, stage="middle")
-
-
-def test_residual_projection_adds_projected_input():
-    layer = layers.ResidualProjection(strides=2)
-    res, out = _clips(1, 2, 8, 3), _clips(1, 2, 4, 6)
-    y = layer(res, out, training=False).numpy()
-    kernel = layer.conv.conv.kernel.numpy()[0, 0]
-    expected = out + np.einsum("bhwc,cf->bhwf", res[:, ::2, ::2], kernel) / np.sqrt(1 + 1e-5)
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
-
-
-def test_non_local_starts_as_identity_and_mixes_positions_within_a_clip():
-    frames = 2
-    layer = layers.NonLocal(4, frames, pool_size=2)
-    x = _clips(2, frames, 4, 6)
-    np.testing.assert_allclose(layer(x, training=False), x, atol=1e-6)
-    layer.out.bn.gamma.assign(np.ones(6, "float32"))
-    y = layer(x, training=False).numpy()
-    assert not np.allclose(y, x)
-    # Clip 0 alone gives the same result: attention never crosses clips.
-    np.testing.assert_allclose(layer(x[:frames], training=False), y[:frames], atol=1e-5)
-
-
-def test_block_skip_needs_unchanged_frames_and_strides_with_the_spatial_op():
-    with_skip = layers.TinyBlock(layer_testing.block(), num_frames=4)
-    assert with_skip.residual.strides == 2
-    assert with_skip(_clips(1, 4, 8, 3), training=False).shape == (4, 4, 4, 16)
-    # A temporal stride changes batch * frames: the original drops the skip.
-    assert layers.TinyBlock(layer_testing.block(temporal_stride=2), num_frames=4).residual is None
-    # A repeat (strides forced to 1) projects without stride.
-    assert layers.TinyBlock(layer_testing.block(), num_frames=4, strides=1).residual.strides == 1
-    # A pooling block of kernel 1 does not change the size: no stride either.
-    assert (
-        layers.TinyBlock(layer_testing.block(spatial_kernel=1), num_frames=4).residual.strides == 1
-    )
-
-
-def test_block_temporal_op_only_with_more_than_one_frame():
-    assert layers.TinyBlock(layer_testing.block(), num_frames=1).temporal is None
-    assert (
-        layers.TinyBlock(layer_testing.block(), num_frames=2, use_temporal=False).temporal is None
-    )
-    assert layers.TinyBlock(layer_testing.block(temporal_stride=2), num_frames=3).output_frames == 2
-
-
-def test_block_gating_on_the_wrong_width_says_so():
-    block = layers.TinyBlock(
-        layer_testing.block(spatial_type="maxpool", expand=0, squeeze=0.5), num_frames=1
-    )
-    with pytest.raises(ValueError, match="act on E = .* = 8 channels, but the tensor has 3"):
-        block(_clips(1, 1, 8, 3))
-
-
-def test_invalid_block_config_fails_at_construction():
-    with pytest.raises(ValueError, match="field 'spatial_stride' is 0"):
-        layers.TinyBlock(layer_testing.block(spatial_stride=0), num_frames=2)
-
-
-def test_repeats_rule_strides_once_then_alternates_temporal_starting_off():
-    arch = arch_lib.architecture_from_json(
-        {
-            "num_frames": 4,
-            "frame_stride": 1,
-            "image_size": 16,
-            "blocks": [layer_testing.block(repeats=4, temporal_stride=2)],
-        },
-        "r",
-    )
-    model = tvn.build_model(arch, 3)
-    blocks = [b for b in model.layers if isinstance(b, layers.TinyBlock)]
-    assert [b.name for b in blocks] == ["block0_0", "block0_1", "block0_2", "block0_3"]
-    assert [b.strides for b in blocks] == [0, 1, 1, 1]
-    assert [b.temporal is not None for b in blocks] == [True, False, True, False]
-    assert [b.temporal.strides for b in blocks if b.temporal] == [2, 1]
-    assert [b.num_frames for b in blocks] == [4, 2, 2, 2]
-
-
-def test_classification_head_is_clip_mean_dropout_dense():
-    head = layers.ClassificationHead(5, num_frames=2)
-    x = _clips(3, 2, 4, 6)
-    logits = head(x, training=False).numpy()
-    kernel, bias = head.classifier.kernel.numpy(), head.classifier.bias.numpy()
-    expected = x.reshape(3, 2 * 4 * 4, 6).mean(axis=1) @ kernel + bias
-    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
-    assert 0.005 < kernel.std() < 0.015  # normal(0.01)
-    assert head.dropout.rate == 0.5
-    assert not np.allclose(head(x, training=True), logits)
-
-
-def test_softmax_pooling_head_weights_frames_by_softmax():
-    frames = 4
-    head = layers.SoftmaxPoolingHead(3, num_frames=frames)
-    x = _clips(2, frames, 2, 5)
-    out = head(x, training=False).numpy()
-    per_frame = x.reshape(2, frames, 4, 5).mean(axis=2) @ head.classifier.kernel.numpy()
-    per_frame += head.classifier.bias.numpy()
-    weights = np.exp(per_frame / 2) / np.exp(per_frame / 2).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(out, (per_frame * weights).sum(axis=1), rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "layer_cls, init_kwargs, input_shape, call_kwargs, output_shape",
-    [case[1:] for case in layer_testing.LAYER_CASES],
-    ids=[case[0] for case in layer_testing.LAYER_CASES],
-)
-def test_layer_contract(layer_cls, init_kwargs, input_shape, call_kwargs, output_shape):
+@pytest.mark.parametrize("case", layer_testing.cases_of(layers), ids=lambda case: case[0])
+def test_layer_contract(case):
     # mixed_bfloat16 and the other backends: test_backends.py, in child processes.
+    _, layer_cls, init_kwargs, input_shape, call_kwargs, output_shape = case
     layer_testing.run_layer_test(
         layer_cls, init_kwargs, input_shape, call_kwargs, output_shape, mixed_precision=False
     )
+
+
+def test_every_layer_has_a_contract_case():
+    covered = {case[1] for case in layer_testing.LAYER_CASES}
+    for module in (layers, gates, blocks, heads):
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, keras.layers.Layer)
+                and obj.__module__ == module.__name__
+            ):
+                assert obj in covered, f"{module.__name__}.{obj.__name__} has no LAYER_CASES entry"

@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.models import architecture as arch_lib
-from tvn_tf.models import layers
-from tvn_tf.models import tvn
+from tvn_tf.models import heads, tvn
 
+from tests import layer_testing
 from tests.isolated import run_module, run_python
 
 ALL_OPS = "tests/testdata/all_ops_tvn.json"
@@ -54,6 +55,40 @@ def test_each_clip_is_independent_of_the_rest_of_the_batch(model, clips):
 def test_frame_order_matters(model, clips):
     swapped = clips[:, ::-1]
     assert not np.allclose(model(clips, training=False), model(swapped, training=False))
+
+
+@pytest.mark.parametrize("head", sorted(tvn.HEADS))
+def test_config_is_the_architecture_and_head_and_rebuilds_an_identical_model(head):
+    layer_testing.run_model_test(arch_lib.load_architecture_json(ALL_OPS), 5, head)
+
+
+def test_config_round_trip_keeps_trainable_and_name():
+    arch = arch_lib.get_architecture("tvn_mobile_2")
+    net = tvn.TinyVideoNetwork(arch, 3, dropout_rate=0.2, name="mine")
+    net.trainable = False
+    clone = tvn.TinyVideoNetwork.from_config(net.get_config())
+    assert (clone.name, clone.trainable, clone.dropout_rate) == ("mine", False, 0.2)
+    assert clone.architecture.blocks == arch.blocks
+
+
+def test_spec_builds_through_the_config_and_keeps_each_blocks_activations():
+    # A model.json block that names only its spatial activation ends in ReLU with
+    # hard-swish spatial ops (its `act` is ReLU on its own), as it was trained.
+    arch = arch_lib.get_architecture("tvn_mobile_1")
+    stored = arch.to_json()
+    for block in stored["blocks"]:
+        del block["act"]
+        if block["spatial_act"] == "relu":
+            del block["spatial_act"]
+    spec = model_dir_lib.ModelSpec.from_json(
+        {"name": arch.name, "architecture": stored, "class_names": ["a", "b"], "head": "mean"}
+    )
+    assert spec.architecture == arch.to_json()
+    net = spec.build()
+    assert type(net) is tvn.TinyVideoNetwork
+    assert net.get_config() == {**spec.model_config(), "trainable": True}
+    assert net.get_layer("block1_0").block == arch.blocks[1]
+    assert net.get_layer("block1_0").spatial.pointwise.act.__class__.__name__ == "HardSwish"
 
 
 def test_keras_save_and_load_give_identical_outputs(model, clips, tmp_path):
@@ -115,7 +150,7 @@ def test_converts_to_tflite_builtins_and_matches_keras(model, clips, tmp_path):
 
 def test_softmax_pool_head_model_builds_and_converts(tmp_path):
     net = tvn.build_model(arch_lib.load_architecture_json(ALL_OPS), 4, head="softmax_pool")
-    assert isinstance(net.get_layer("head"), layers.SoftmaxPoolingHead)
+    assert isinstance(net.get_layer("head"), heads.SoftmaxPoolingHead)
     assert net(np.zeros((2, 4, 32, 32, 3), "float32")).shape == (2, 4)
 
 

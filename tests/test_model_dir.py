@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.isolated import run_python
 from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.models import architecture as arch_lib
 
@@ -110,19 +111,11 @@ def test_second_lock_on_a_folder_is_refused_until_released(tmp_path, run_module)
     assert run_module("-c", code).returncode == 0
 
 
-def test_data_config_lays_the_given_data_flags_over_the_runs(tmp_path):
-    stored = {"data_dir": "/data/a", "data_format": "tfrecord", "split": "kfold", "fold": 3}
-    stored.update(num_folds=5, num_validation_groups=1)
-    (tmp_path / "train_config.json").write_text(
-        json.dumps({"train": {}, "data": stored, "split": {}})
+def test_model_dir_loads_neither_the_training_loop_nor_tensorflow():
+    loaded = run_python(
+        "import json, sys\n"
+        "from tvn_tf import model_dir\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith("
+        "('tvn_tf.training', 'tensorflow', 'keras')))))"
     )
-    defaults = {"data_dir": None, "split": "logo", "fold": 1, "num_validation_groups": 0}
-    config = model_dir_lib.data_config(str(tmp_path), {"fold": 2}, defaults)
-    assert config.to_json() == {**stored, "fold": 2}  # The run's split, not the flags' defaults.
-    # Without train_config.json: the given flags over their defaults, and data_dir is needed.
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    config = model_dir_lib.data_config(str(bare), {"data_dir": "/data/b"}, defaults)
-    assert (config.data_dir, config.split, config.fold) == ("/data/b", "logo", 1)
-    with pytest.raises(ValueError, match="--data_dir is required: .*bare has no train_config.json"):
-        model_dir_lib.data_config(str(bare), {"fold": 2}, defaults)
+    assert loaded == []

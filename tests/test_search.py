@@ -13,9 +13,10 @@ import os
 import optuna
 import pytest
 
-from tests.isolated import run_module, run_module_cases, run_python, start_module
+from tests.isolated import run_module, run_module_cases, run_python
 from tvn_tf.models import architecture as arch_lib
-from tvn_tf.search import engine
+from tvn_tf.search import records
+from tvn_tf.search import storage as storage_lib
 from tvn_tf.search import space as space_lib
 
 TINY_SPACE = [
@@ -52,7 +53,7 @@ def tiny_flags(data, model_dir, *extra):
 
 
 def trials_of(model_dir):
-    storage = engine.open_storage(f"sqlite:///{model_dir}/{engine.STUDY_DB}")
+    storage = storage_lib.open_storage(f"sqlite:///{model_dir}/{records.STUDY_DB}")
     return optuna.load_study(study_name="search", storage=storage).get_trials()
 
 
@@ -129,7 +130,7 @@ def test_reports_and_best_architecture_load_elsewhere(tournament):
     rows = read_csv(model_dir)
     assert [int(r["number"]) for r in rows] == list(range(5))
     assert os.path.getsize(os.path.join(model_dir, "search_report.png")) > 10000
-    best_file = os.path.join(model_dir, engine.BEST_ARCHITECTURE)
+    best_file = os.path.join(model_dir, records.BEST_ARCHITECTURE)
     best = arch_lib.load_architecture_json(best_file)
     # The best: highest fitness, then the faster, then the older.
     best_row = min(
@@ -161,7 +162,7 @@ def test_a_rerun_resumes_and_stops_at_the_budget(tournament):
 
 def test_bad_input_is_one_line_and_leaves_the_study_alone(tiny_data, tournament, tmp_path):
     model_dir, flags = tournament["dir"], tournament["flags"]
-    db = os.path.join(model_dir, engine.STUDY_DB)
+    db = os.path.join(model_dir, records.STUDY_DB)
     count, mtime = len(trials_of(model_dir)), os.path.getmtime(db)
     other = [f for f in flags if not f.startswith("--population")] + ["--population=4"]
     fresh = str(tmp_path / "fresh")
@@ -216,34 +217,14 @@ def test_random_search_in_int8_shares_the_space_and_plots_against_the_tournament
     assert result.returncode == 0, result.stderr[-3000:]
     settings = {}
     for d in (model_dir, tournament["dir"]):
-        storage = engine.open_storage(f"sqlite:///{d}/{engine.STUDY_DB}")
+        storage = storage_lib.open_storage(f"sqlite:///{d}/{records.STUDY_DB}")
         study = optuna.load_study(study_name="search", storage=storage)
-        settings[d] = study.user_attrs[engine.SETTINGS_ATTR]
+        settings[d] = study.user_attrs[records.SETTINGS_ATTR]
     assert settings[model_dir]["space"] == settings[tournament["dir"]]["space"]
     trials = trials_of(model_dir)
     assert all(t.user_attrs["mutation"] == "random" for t in trials)
     assert all(t.user_attrs["latency_ms"] > 0 for t in trials)  # Timed in full int8.
     assert os.path.getsize(os.path.join(model_dir, "search_report.png")) > 10000
-
-
-def test_timing_waits_for_a_training_on_the_same_machine():
-    """A training holds the machine lock shared; timing takes it exclusive, so it waits."""
-    import time
-
-    child = start_module(
-        "-c",
-        "import time\nfrom tvn_tf.search import engine\n"
-        "with engine.machine_lock(exclusive=False):\n"
-        "    print('training', flush=True)\n    time.sleep(3)\n",
-    )
-    try:
-        assert child.stdout.readline().strip() == "training"
-        start = time.perf_counter()
-        with engine.machine_lock(exclusive=True):
-            waited = time.perf_counter() - start
-        assert waited > 1.0  # Until the child's 3 s of "training" ended.
-    finally:
-        child.wait(timeout=60)
 
 
 def test_the_best_is_retrained_and_tested_once(tournament):
@@ -252,7 +233,7 @@ def test_the_best_is_retrained_and_tested_once(tournament):
     result = search(*flags, "--num_trials=6", "--final_epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     final = json.loads(result.stdout.strip().splitlines()[-1])["final"]
-    best = engine.best_trial(trials_of(model_dir))
+    best = records.best_trial(trials_of(model_dir))
     assert final["trial"] == best.number and final["split"] == "test" and final["groups"] == [5]
     path = os.path.join(model_dir, "final_metrics.json")
     with open(path) as f:

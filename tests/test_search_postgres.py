@@ -23,7 +23,7 @@ import pytest
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags
-from tvn_tf.search import engine
+from tvn_tf.search import storage as storage_lib
 
 
 def _postgres_bin() -> str | None:
@@ -72,7 +72,7 @@ def postgres_url():
 
 
 def study_trials(url):
-    storage = engine.open_storage(url)
+    storage = storage_lib.open_storage(url)
     return optuna.load_study(study_name="search", storage=storage).get_trials()
 
 
@@ -170,6 +170,6 @@ def test_records_of_a_study_the_server_lacks_are_kept(tiny_data, postgres_url, t
     assert (model_dir / "trials.csv").read_text() == "number,state\n0,COMPLETE\n"
     assert sorted(p.name for p in model_dir.iterdir()) == ["trials.csv"]
     assert not fresh.exists()
-    with engine._quiet_optuna():  # noqa: SLF001
-        names = [s.study_name for s in engine.open_storage(postgres_url).get_all_studies()]
+    with storage_lib.quiet_optuna():
+        names = [s.study_name for s in storage_lib.open_storage(postgres_url).get_all_studies()]
     assert "absent" not in names

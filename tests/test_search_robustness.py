@@ -20,7 +20,8 @@ import optuna
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags, trials_of
-from tvn_tf.search import engine
+from tvn_tf.search import records
+from tvn_tf.search import storage as storage_lib
 
 OLD_TRIALS = "number,state\n0,COMPLETE\n"
 OLD_BEST = '{"old": "best"}'
@@ -30,9 +31,9 @@ def _records(folder, db: bytes | None) -> dict[str, bytes]:
     """A model dir holding an earlier study's records; `db` the bytes of its search.db."""
     folder.mkdir()
     (folder / "trials.csv").write_text(OLD_TRIALS)
-    (folder / engine.BEST_ARCHITECTURE).write_text(OLD_BEST)
+    (folder / records.BEST_ARCHITECTURE).write_text(OLD_BEST)
     if db is not None:
-        (folder / engine.STUDY_DB).write_bytes(db)
+        (folder / records.STUDY_DB).write_bytes(db)
     return _snapshot(folder)
 
 
@@ -51,7 +52,7 @@ def test_refusals_name_the_file_or_flag_and_keep_the_records(tiny_data, tmp_path
     named = tmp_path / "named"
     named.mkdir()
     optuna.create_study(
-        storage=f"sqlite:///{named / engine.STUDY_DB}", study_name="search", direction="maximize"
+        storage=f"sqlite:///{named / records.STUDY_DB}", study_name="search", direction="maximize"
     )
     (named / "trials.csv").write_text(OLD_TRIALS)
     kept["named"] = _snapshot(named)
@@ -115,13 +116,13 @@ def test_refusals_name_the_file_or_flag_and_keep_the_records(tiny_data, tmp_path
     with open(tmp_path / "too_slow" / "trials.csv") as f:
         (row,) = csv.DictReader(f)
     assert row["feasible"] == "False" and "latency" in row["reason"]
-    assert not (tmp_path / "too_slow" / engine.BEST_ARCHITECTURE).exists()
+    assert not (tmp_path / "too_slow" / records.BEST_ARCHITECTURE).exists()
 
 
 def _running_with_heartbeat(model_dir):
     """The study's running trials once one has a candidate and a heartbeat (else [])."""
     try:
-        storage = engine.open_storage(f"sqlite:///{model_dir}/{engine.STUDY_DB}")
+        storage = storage_lib.open_storage(f"sqlite:///{model_dir}/{records.STUDY_DB}")
         study = optuna.load_study(study_name="search", storage=storage)
     except (ValueError, KeyError):
         return []  # The study is not created yet.
@@ -130,7 +131,7 @@ def _running_with_heartbeat(model_dir):
         for t in study.get_trials()
         if t.state.name == "RUNNING" and "architecture" in t.user_attrs
     ]
-    return running if running and engine.heartbeat_ages(study, running) else []
+    return running if running and storage_lib.heartbeat_ages(study, running) else []
 
 
 def test_a_second_worker_says_which_dead_trial_it_waits_for_then_retries_it(tiny_data, tmp_path):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from tvn_tf.models import architecture as arch_lib
-from tvn_tf.search import engine
+from tvn_tf.search import algorithms
+from tvn_tf.search import config as config_lib
 from tvn_tf.search import space as space_lib
 
 SMALL = space_lib.SpaceConfig(
@@ -108,10 +111,15 @@ def test_random_and_tournament_draw_from_one_space():
     """Both algorithms record the same space, and both propose only members of it."""
     base = dict(model_dir="", data=None, space=SMALL, population=4, tournament_size=2)
     spaces = []
-    for algorithm in engine.ALGORITHMS:
-        config = engine.SearchConfig(**base, algorithm=algorithm)
+    for algorithm in algorithms.ALGORITHMS:
+        config = config_lib.SearchConfig(**base, algorithm=algorithm)
         space = space_lib.SearchSpace(config.space)
         spaces.append(space.to_json())
+        proposer = algorithms.make(
+            algorithm, space, seed=0, population=config.population, tournament_size=2
+        )
+        for number in range(20):
+            assert space.contains(proposer.propose(number, number, []).architecture)
     assert spaces[0] == spaces[1]
     # The tournament's children of random parents are in the space too.
     space = space_lib.SearchSpace(SMALL)
@@ -151,3 +159,22 @@ def test_the_smallest_network_is_in_the_space_and_no_draw_is_smaller():
         space_lib.SpaceConfig(resolution=(1024, 1024), frames=(512, 512))
     ).smallest()
     assert not space_lib.fits(huge)
+
+
+def test_a_canonical_key_does_not_depend_on_naming_the_default_activation():
+    """Keys stored in studies name networks: ReLU named or left out is the same network."""
+    arch = space_lib.SearchSpace(SMALL).smallest()
+    data = arch.to_json()
+    for block in data["blocks"]:
+        for name in ("act", "spatial_act", "temporal_act"):
+            block.pop(name, None)
+    bare = arch_lib.architecture_from_json(data, "bare")
+    assert space_lib.canonical_key(bare) == space_lib.canonical_key(arch)
+    # The key a study holds for tvn1 in tests/test_search.py's space: keys never change.
+    tiny = space_lib.SpaceConfig((32, 32), (1, 2), (1, 4), (2, 3), (8, 16), (1, 1))
+    tvn1 = space_lib.SearchSpace(tiny).project(arch_lib.get_architecture("tvn1"))
+    assert space_lib.canonical_key(tvn1) == "40f32881150e18e2"
+    swish = json.loads(json.dumps(data))
+    swish["blocks"][0]["act"] = "hswish"
+    other = arch_lib.architecture_from_json(swish, "other")
+    assert space_lib.canonical_key(other) != space_lib.canonical_key(arch)

@@ -7,7 +7,6 @@ once per session.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -16,14 +15,11 @@ import signal
 import socket
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.isolated import run_module, run_module_cases, start_module
-from tvn_tf.training import metrics as metrics_lib
-from tvn_tf.training import optimization
 
 TINY_MODEL = ["--model=tvn1", "--width_multiplier=0.25", "--image_size=32"]
 
@@ -79,55 +75,6 @@ def logged_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
 
 def logged_losses(model_dir: str) -> list[float]:
     return [loss for _, loss in logged_scalars(f"{model_dir}/tensorboard").get("train/loss", [])]
-
-
-def test_warmup_cosine_schedule():
-    schedule = optimization.WarmupCosineDecay(0.4, warmup_steps=10, total_steps=110)
-    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
-    np.testing.assert_allclose(values, [0, 0.2, 0.4, 0.2, 0, 0], atol=1e-6)
-
-
-@pytest.mark.parametrize("name", optimization.OPTIMIZERS)
-def test_every_optimizer_steps_downhill_and_decays_no_bias(name):
-    schedule = optimization.WarmupCosineDecay(0.01, warmup_steps=0, total_steps=10)
-    optimizer = optimization.make_optimizer(name, schedule, weight_decay=0.5)
-    kernel = keras.Variable(np.full(4, 2.0, np.float32), name="kernel")
-    bias = keras.Variable(np.full(4, 2.0, np.float32), name="bias")
-    # Zero gradient for the bias: only weight decay could move it, and it must not.
-    optimizer.apply_gradients([(2 * kernel.value, kernel), (tf.zeros(4), bias)])
-    assert np.all(kernel.numpy() < 2.0)
-    np.testing.assert_array_equal(bias.numpy(), np.full(4, 2.0, np.float32))
-
-
-def test_learning_rate_multipliers_scale_only_their_blocks_gradients():
-    multipliers = optimization.parse_multipliers(["block0:0.1", "block2:0"], num_blocks=4)
-    assert multipliers == {"block0": 0.1, "block2": 0.0}
-    paths = ["block0_0/conv/kernel", "block0_1/bn/gamma", "block10_0/x", "block2_1/y", "head/z"]
-
-    class Named:  # A variable's path as the model gives it, without building a model.
-        def __init__(self, path):
-            self.path = path
-
-    grads = [tf.ones(2) for _ in paths]
-    scaled = optimization.scale_gradients(grads, [Named(p) for p in paths], multipliers)
-    assert [float(g[0]) for g in scaled] == pytest.approx([0.1, 0.1, 1.0, 0.0, 1.0])
-    assert optimization.scale_gradients([None], [Named("block0_0/k")], multipliers) == [None]
-    bad_entries = (["block4:0.1"], ["block0:-1"], ["block0:nan"], ["block0"], ["head:0.1"])
-    for bad in (*bad_entries, ["block0:1", "block0:2"]):
-        with pytest.raises(ValueError, match="--learning_rate_multipliers="):
-            optimization.parse_multipliers(bad, num_blocks=4)
-
-
-def test_video_metrics_average_softmax_over_clips():
-    # Video "a" (label 0): one confident wrong clip, two right ones; "b" (label 1) right.
-    logits = np.log(np.array([[0.1, 0.9], [0.6, 0.4], [0.6, 0.4], [0.2, 0.8]]))
-    result = metrics_lib.classification_metrics(
-        logits, np.array([0, 0, 0, 1]), np.array(["a", "a", "a", "b"]), 2
-    )
-    assert result["clip_accuracy"] == 0.75
-    assert result["video_accuracy"] == 0.5  # mean of a: [0.433, 0.567] -> wrong
-    assert result["num_test_videos"] == 2 and result["confusion"] == [[0, 1], [0, 1]]
-    assert result["per_class_accuracy"] == [0.0, 1.0] and result["top5_accuracy"] == 1.0
 
 
 def test_small_model_learns_far_above_chance_on_held_out_groups(tiny_data, tmp_path):
@@ -584,30 +531,6 @@ def test_evaluate_reads_the_step_from_a_checkpoint_of_any_name(trained_run, tmp_
     assert json.loads((model_dir / "metrics.json").read_text())["checkpoint"] == f"{tmp_path}/mine"
 
 
-def test_aux_classifiers_share_the_blocks_and_name_bad_blocks():
-    from tvn_tf.models import architecture as arch_lib
-    from tvn_tf.models import tvn
-    from tvn_tf.training import deep_supervision
-
-    arch = dataclasses.replace(
-        arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25), image_size=32
-    )
-    model = tvn.build_model(arch, num_classes=5)
-    assert tvn.block_names(arch) == [x.name for x in model.layers if x.name.startswith("block")]
-    training_model, heads = deep_supervision.build_training_model(
-        model, ["block0_0", "block2_1"], 5
-    )
-    outputs = training_model(np.zeros((2, 2, 32, 32, 3), np.float32))
-    assert [tuple(o.shape) for o in outputs] == [(2, 5)] * 3
-    assert all(o.dtype == "float32" for o in outputs)
-    # The training model trains the model's own blocks, not copies of them.
-    assert training_model.get_layer("block0_0") is model.get_layer("block0_0")
-    assert [h.name for h in heads] == ["aux_block0_0", "aux_block2_1"]
-    assert len(model.trainable_variables) + 4 == len(training_model.trainable_variables)
-    with pytest.raises(ValueError, match="a block named twice"):
-        deep_supervision.check_names(arch, ["block0_0", "block0_0"])
-
-
 def test_aux_classifiers_train_resume_and_stay_out_of_the_model(tiny_data, tmp_path):
     model_dir = tmp_path / "run"
     flags = base_flags(
@@ -662,23 +585,3 @@ def test_second_process_on_a_model_dir_is_refused_and_a_killed_one_does_not_bloc
     result = train(*base_flags(tiny_data["records"], model_dir, *RUN_FLAGS))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((model_dir / "metrics.json").read_text())["step"] == 8
-
-
-def test_evaluator_takes_the_values_it_uses_and_scores_every_clip_and_crop(tiny_data):
-    # `evaluate` scores a stored run through this without a TrainConfig.
-    from tvn_tf.data import dataset as data_lib
-    from tvn_tf.training import trainer
-
-    dataset = data_lib.load_dataset(data_lib.DataConfig(tiny_data["records"], fold=4))
-
-    class Clip:
-        num_frames, frame_stride, image_size = 2, 4, 16
-
-    model = keras.Sequential(
-        [keras.Input((2, 16, 16, 3)), keras.layers.GlobalAveragePooling3D(), keras.layers.Dense(4)]
-    )
-    evaluator = trainer.Evaluator(model, dataset, Clip, batch_size=4, eval_clips=2, eval_crops=3)
-    result = evaluator.evaluate(dataset.split.test)
-    videos = dataset.num_videos(dataset.split.test)
-    assert result["num_test_videos"] == videos
-    assert result["num_test_clips"] == videos * 2 * 3

@@ -19,13 +19,21 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from tvn_tf import model_dir as model_dir_lib  # noqa: E402
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+from tvn_tf import model_dir as model_dir_lib  # noqa: E402  (after cli.start)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("glob", None, "A glob of model dirs, instead of listing them.")
+
+
+def define_flags() -> None:
+    """Defines the tool's flags (not on import)."""
+    flags.DEFINE_string("glob", None, "A glob of model dirs, instead of listing them.")
+
 
 KEYS = ("video_accuracy", "clip_accuracy", "top5_accuracy")
 
@@ -144,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

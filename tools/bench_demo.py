@@ -5,7 +5,7 @@
 Trains the demo (`flags/demo.cfg`, read first, so any flag given here overrides
 it) once per seed, seeds `--seed`, `--seed`+1, ..., each into its own fresh
 `MODEL_DIR/seedS`, on the same prepared data; prints per seed the held-out
-video and clip accuracy, the classes below 50% and the training time, then
+video and clip accuracy, the classes below 50 percent and the training time, then
 min, mean and max. One run shows what one seed got; the README's results
 and docs/benchmarks.md report these figures. Last line, one JSON object: {"seeds",
 "video_accuracy_min", "video_accuracy_mean", "video_accuracy_max",
@@ -25,19 +25,29 @@ sys.path.insert(0, ROOT)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from tvn_tf import data_flags  # noqa: E402
-from tvn_tf import train  # noqa: E402  (defines the training flags)
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+from tvn_tf import data_flags  # noqa: E402  (after cli.start)
+from tvn_tf import train  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
+from tvn_tf.training import config as config_lib  # noqa: E402
 from tvn_tf.training import metrics  # noqa: E402
 from tvn_tf.training import trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEMO_FLAGS = os.path.join(ROOT, "flags", "demo.cfg")
-flags.DEFINE_integer("seeds", 3, "Training runs, one per seed.", lower_bound=1)
+
+
+def define_flags() -> None:
+    """Defines the tool's flags: every `tvn_tf.train` flag, and --seeds."""
+    train.define_flags()
+    flags.DEFINE_integer("seeds", 3, "Training runs, one per seed.", lower_bound=1)
 
 
 def run_seeds(
-    config: trainer.TrainConfig, data_config: data_lib.DataConfig, arch, seeds: list[int]
+    config: config_lib.TrainConfig, data_config: data_lib.DataConfig, arch, seeds: list[int]
 ) -> list[dict]:
     """Trains once per seed, each in `config.model_dir/seedS`; returns one summary per seed.
 
@@ -108,5 +118,5 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     # The demo's flagfile first, so flags given on the command line override it.
-    defaults = [f"--flagfile={DEMO_FLAGS}", "--model_dir=runs/bench_demo"]
-    app.run(main, argv=[sys.argv[0], *defaults, *sys.argv[1:]])
+    sys.argv[1:1] = [f"--flagfile={DEMO_FLAGS}", "--model_dir=runs/bench_demo"]
+    cli.run(main, define_flags)

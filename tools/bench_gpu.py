@@ -38,23 +38,34 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["tvn1", "tvn2"], "Released TVNs to time.")
-flags.DEFINE_integer(
-    "image_size", 0, "Input size in pixels; 0 for each model's own (224 for tvn1).", lower_bound=0
-)
-flags.DEFINE_list("batch_sizes", ["32", "128"], "Training batch sizes.")
-flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes: float32, bfloat16.")
-flags.DEFINE_integer("steps", 10, "Timed training steps per configuration.", lower_bound=1)
-flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first (compilation).", lower_bound=1)
-flags.DEFINE_integer("latency_runs", 20, "Timed batch-1 forward passes.", lower_bound=1)
-flags.DEFINE_integer("num_classes", 50, "Classifier width (UCF50).", lower_bound=1)
-flags.DEFINE_float(
-    "time_budget_s", 240.0, "Start no configuration after this many seconds.", lower_bound=1
-)
+
+
+def define_flags() -> None:
+    """Defines what to time: models, size, batch sizes, dtypes, steps, budget."""
+    flags.DEFINE_list("models", ["tvn1", "tvn2"], "Released TVNs to time.")
+    flags.DEFINE_integer(
+        "image_size",
+        0,
+        "Input size in pixels; 0 for each model's own (224 for tvn1).",
+        lower_bound=0,
+    )
+    flags.DEFINE_list("batch_sizes", ["32", "128"], "Training batch sizes.")
+    flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes: float32, bfloat16.")
+    flags.DEFINE_integer("steps", 10, "Timed training steps per configuration.", lower_bound=1)
+    flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first (compilation).", lower_bound=1)
+    flags.DEFINE_integer("latency_runs", 20, "Timed batch-1 forward passes.", lower_bound=1)
+    flags.DEFINE_integer("num_classes", 50, "Classifier width (UCF50).", lower_bound=1)
+    flags.DEFINE_float(
+        "time_budget_s", 240.0, "Start no configuration after this many seconds.", lower_bound=1
+    )
+
 
 # Forward GFLOPs of one clip at the native size (README's model table, counted by
 # tvn_tf.models.flops on TensorFlow, 50 classes).
@@ -206,6 +217,26 @@ def _check_flags(names: list[str]) -> list[int]:
     return batches
 
 
+def _measure(config: dict, arch, forward_gflops: float | None, peak: float | None) -> dict:
+    """One latency or training measurement of `config`, with its share of the peak FLOP/s."""
+    dtype, size = config["dtype"], config["image_size"]
+    try:
+        if config["kind"] == "latency":
+            row = {**config, **latency(arch, dtype, size)}
+            rate = 1000 / row["p50_ms"]
+            flops_per_clip = forward_gflops
+        else:
+            row = {**config, **throughput(arch, dtype, size, config["batch"])}
+            rate = row["clips_per_s"]
+            flops_per_clip = forward_gflops and forward_gflops * TRAIN_FLOPS_FACTOR
+    except Exception as e:  # Out of device memory, mostly: recorded, run goes on.
+        return {**config, "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+    if rate and flops_per_clip:
+        row["tflops"] = round(rate * flops_per_clip / 1000, 3)
+        row["share_of_peak"] = round(row["tflops"] / peak, 4) if peak else None
+    return row
+
+
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"bench_gpu: unexpected arguments {' '.join(argv[1:])}.")
@@ -228,7 +259,6 @@ def main(argv):
         size = arch.image_size  # Rounded to a multiple of 8 (at least 32).
         forward_gflops = clip_gflops(name, size, native.image_size)
         for dtype in FLAGS.dtypes:
-            peak = peak_tflops(device, dtype)
             for kind, batch in [("latency", 1)] + [("train", b) for b in batches]:
                 config = {
                     "model": name,
@@ -240,21 +270,7 @@ def main(argv):
                 if time.perf_counter() - began > FLAGS.time_budget_s:
                     skipped.append(config)
                     continue
-                try:
-                    if kind == "latency":
-                        row = {**config, **latency(arch, dtype, size)}
-                        rate = 1000 / row["p50_ms"]
-                        flops_per_clip = forward_gflops
-                    else:
-                        row = {**config, **throughput(arch, dtype, size, batch)}
-                        rate = row["clips_per_s"]
-                        flops_per_clip = forward_gflops and forward_gflops * TRAIN_FLOPS_FACTOR
-                except Exception as e:  # Out of device memory, mostly: recorded, run goes on.
-                    row = {**config, "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
-                    rate = flops_per_clip = None
-                if rate and flops_per_clip:
-                    row["tflops"] = round(rate * flops_per_clip / 1000, 3)
-                    row["share_of_peak"] = round(row["tflops"] / peak, 4) if peak else None
+                row = _measure(config, arch, forward_gflops, peak_tflops(device, dtype))
                 results.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     print(
@@ -271,4 +287,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

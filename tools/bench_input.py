@@ -21,57 +21,65 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
-import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
-import numpy as np  # noqa: E402
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+import numpy as np  # noqa: E402  (after cli.start)
 import tensorflow as tf  # noqa: E402
 
-from tvn_tf import cli  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
-from tvn_tf.data import demo_data, pipeline, prepare, preprocessing, records, sampling  # noqa: E402
+from tvn_tf.data import decoding, demo_data, pipeline, prepare, preprocessing, records  # noqa: E402
+from tvn_tf.data import sampling  # noqa: E402
 from tvn_tf.models.model_input import ModelInput  # noqa: E402
-from tvn_tf.training import trainer  # noqa: E402
+from tvn_tf.training import config as config_lib  # noqa: E402
 
 # TVN-1's input (the model library's config; repeated here to keep the tool standalone).
 NUM_FRAMES, FRAME_STRIDE, IMAGE_SIZE = 2, 4, 224
 ROUNDS = 3
+FLAGS = flags.FLAGS
+_TRAIN_DEFAULTS = config_lib.TrainConfig(model_dir="")
 
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir",
-    None,
-    "TFRecords from prepare_ucf50; default: demo data made and prepared in a temporary folder.",
-)
-_VIDEO_DIR = flags.DEFINE_string(
-    "video_dir",
-    None,
-    "The .avi tree of --data_dir, for the "
-    "direct mode (skipped when --data_dir is given without it).",
-)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Clips per batch.")
-_CLIPS_PER_VIDEO = flags.DEFINE_integer(
-    "train_clips_per_video",
-    trainer.TrainConfig(model_dir="").train_clips_per_video,
-    "Training clips per video read, in both modes (as tvn_tf.train's flag of that name).",
-    lower_bound=1,
-)
-# Its old name, which means evaluation clips in tvn_tf.export.
-_OLD_CLIPS_PER_VIDEO = flags.DEFINE_integer(
-    "clips_per_video", None, "Deprecated: the old name of --train_clips_per_video."
-)
-_DEMO_FRAMES = flags.DEFINE_integer(
-    "demo_frames",
-    200,
-    "Frames per generated demo video (without --data_dir). UCF50 averages ~199: the direct "
-    "AVI mode decodes whole videos, so its rate depends on their length.",
-    lower_bound=16,
-)
-_SECONDS = flags.DEFINE_float(
-    "seconds",
-    15.0,
-    f"Measuring time per pipeline, split into {ROUNDS} alternating windows (median taken).",
-)
+
+def define_flags() -> None:
+    """The tool's flags; --train_clips_per_video defaults to training's (`TrainConfig`)."""
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFRecords from prepare_ucf50; default: demo data made and prepared in a temporary folder.",
+    )
+    flags.DEFINE_string(
+        "video_dir",
+        None,
+        "The .avi tree of --data_dir, for the "
+        "direct mode (skipped when --data_dir is given without it).",
+    )
+    flags.DEFINE_integer("batch_size", 32, "Clips per batch.")
+    flags.DEFINE_integer(
+        "train_clips_per_video",
+        _TRAIN_DEFAULTS.train_clips_per_video,
+        "Training clips per video read, in both modes (as tvn_tf.train's flag of that name).",
+        lower_bound=1,
+    )
+    # Its old name, which means evaluation clips in tvn_tf.export.
+    flags.DEFINE_integer(
+        "clips_per_video", None, "Deprecated: the old name of --train_clips_per_video."
+    )
+    flags.DEFINE_integer(
+        "demo_frames",
+        200,
+        "Frames per generated demo video (without --data_dir). UCF50 averages ~199: the direct "
+        "AVI mode decodes whole videos, so its rate depends on their length.",
+        lower_bound=16,
+    )
+    flags.DEFINE_float(
+        "seconds",
+        15.0,
+        f"Measuring time per pipeline, split into {ROUNDS} alternating windows (median taken).",
+    )
 
 
 def clips_per_second(
@@ -113,21 +121,16 @@ def training_clips(
 
 
 def sampled_jpegs(data_dir: str, clips: int = 4096, seed: int = 0) -> tf.Tensor:
-    """JPEGs of training clips sampled as the pipeline samples them: string [clips, T]."""
-
-    def sample(serialized, s):
-        frames = records.parse_sequence_example(serialized)["frames"]
-        return tf.gather(
-            frames, sampling.training_indices(tf.shape(frames)[0], NUM_FRAMES, FRAME_STRIDE, s)
-        )
-
+    """JPEGs of training clips, sampled and read by the pipeline's own reader: string [clips, T]."""
+    draw = sampling.ClipDraw(True, NUM_FRAMES, FRAME_STRIDE, num_clips=1, seed=seed)
+    read = decoding.record_reader(groups=None, num_clips=1)
     ds = tf.data.Dataset.zip(
         (
             tf.data.TFRecordDataset(pipeline.tfrecord_files(data_dir)).repeat(),
             tf.data.Dataset.random(seed=seed).batch(2),
         )
     )
-    return next(iter(ds.map(sample).batch(clips)))
+    return next(iter(ds.map(lambda r, s: read(r, s, draw.indices)[0][0]).batch(clips)))
 
 
 def decode_bound_dataset(
@@ -140,7 +143,7 @@ def decode_bound_dataset(
     """
 
     def decode(clip_jpegs):
-        frames = tf.stack([tf.io.decode_jpeg(clip_jpegs[i], channels=3) for i in range(NUM_FRAMES)])
+        frames = decoding.decode_jpegs(clip_jpegs, NUM_FRAMES)
         return preprocessing.resize_frames(frames, IMAGE_SIZE) if resize else frames
 
     return (
@@ -168,39 +171,8 @@ def bench_input(
             demo_data.make_demo_data(video_dir, num_frames=demo_frames)
             prepare.prepare_dataset(video_dir, data_dir)
         common = dict(batch_size=batch_size, clips_per_video=clips_per_video)
-        jpegs = sampled_jpegs(data_dir)
-        # Alternate short windows and take medians: shared machines drift between runs.
-        rates = {"tfrecord": [], "bound": [], "resize": []}
-        for _ in range(ROUNDS):
-            rates["tfrecord"].append(
-                clips_per_second(
-                    training_clips(data_dir, "tfrecord", **common), batch_size, seconds / ROUNDS
-                )
-            )
-            for key, resize in (("bound", False), ("resize", True)):
-                rates[key].append(
-                    clips_per_second(
-                        decode_bound_dataset(jpegs, batch_size, resize),
-                        batch_size,
-                        seconds / ROUNDS,
-                    )
-                )
-        tfrecord, bound, resize = (float(np.median(rates[k])) for k in rates)
-        print(
-            f"TFRecord pipeline ({clips_per_video} clip(s) per video read): {tfrecord:.1f} clips/s",
-            flush=True,
-        )
-        print(
-            f"Pure tf.io.decode_jpeg of the same frames: {bound:.1f} clips/s "
-            f"(pipeline at {tfrecord / bound:.0%} of it)",
-            flush=True,
-        )
-        print(
-            f"Decode + resize to {IMAGE_SIZE}x{IMAGE_SIZE} only: {resize:.1f} clips/s "
-            f"({resize / bound:.0%} of the decode bound: the ceiling of a pipeline that "
-            f"resizes with TF on the CPU; the pipeline is at {tfrecord / resize:.0%} of it)",
-            flush=True,
-        )
+        tfrecord, bound, resize = _tfrecord_rates(data_dir, common, seconds)
+        _print_rates(tfrecord, bound, resize, clips_per_video)
         avi = None
         if video_dir:
             avi = clips_per_second(
@@ -223,30 +195,71 @@ def bench_input(
     }
 
 
+def _tfrecord_rates(data_dir: str, common: dict, seconds: float) -> tuple[float, float, float]:
+    """Clips per second of the TFRecord pipeline, of decoding alone, of decoding and resizing.
+
+    Alternates short windows and takes medians: shared machines drift between runs.
+    """
+    batch_size = common["batch_size"]
+    jpegs = sampled_jpegs(data_dir)
+    rates = {"tfrecord": [], "bound": [], "resize": []}
+    for _ in range(ROUNDS):
+        rates["tfrecord"].append(
+            clips_per_second(
+                training_clips(data_dir, "tfrecord", **common), batch_size, seconds / ROUNDS
+            )
+        )
+        for key, resize in (("bound", False), ("resize", True)):
+            rates[key].append(
+                clips_per_second(
+                    decode_bound_dataset(jpegs, batch_size, resize), batch_size, seconds / ROUNDS
+                )
+            )
+    return tuple(float(np.median(rates[k])) for k in rates)
+
+
+def _print_rates(tfrecord: float, bound: float, resize: float, clips_per_video: int) -> None:
+    print(
+        f"TFRecord pipeline ({clips_per_video} clip(s) per video read): {tfrecord:.1f} clips/s",
+        flush=True,
+    )
+    print(
+        f"Pure tf.io.decode_jpeg of the same frames: {bound:.1f} clips/s "
+        f"(pipeline at {tfrecord / bound:.0%} of it)",
+        flush=True,
+    )
+    print(
+        f"Decode + resize to {IMAGE_SIZE}x{IMAGE_SIZE} only: {resize:.1f} clips/s "
+        f"({resize / bound:.0%} of the decode bound: the ceiling of a pipeline that "
+        f"resizes with TF on the CPU; the pipeline is at {tfrecord / resize:.0%} of it)",
+        flush=True,
+    )
+
+
 def main(argv):
     del argv
-    if _DATA_DIR.value and not pipeline.tfrecord_files(_DATA_DIR.value):
+    if FLAGS.data_dir and not pipeline.tfrecord_files(FLAGS.data_dir):
         sys.exit(
-            f"bench_input: --data_dir={_DATA_DIR.value!r} holds no "
+            f"bench_input: --data_dir={FLAGS.data_dir!r} holds no "
             f"{records.SHARD_SUFFIX} files; run tools/prepare_ucf50.py first."
         )
     clips_per_video = cli.renamed(
         "bench_input",
         "clips_per_video",
         "train_clips_per_video",
-        _OLD_CLIPS_PER_VIDEO.value,
-        _CLIPS_PER_VIDEO.value,
+        FLAGS.clips_per_video,
+        FLAGS.train_clips_per_video,
     )
     result = bench_input(
-        _DATA_DIR.value,
-        _VIDEO_DIR.value,
-        batch_size=_BATCH_SIZE.value,
-        seconds=_SECONDS.value,
-        demo_frames=_DEMO_FRAMES.value,
+        FLAGS.data_dir,
+        FLAGS.video_dir,
+        batch_size=FLAGS.batch_size,
+        seconds=FLAGS.seconds,
+        demo_frames=FLAGS.demo_frames,
         clips_per_video=clips_per_video,
     )
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -60,33 +60,46 @@ sys.path.insert(0, ROOT)
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+from tvn_tf import export as export_lib  # noqa: E402
 from tvn_tf import model_dir as model_dir_lib  # noqa: E402
+from tvn_tf.deploy import tflite as tflite_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEMO_FLAGS = os.path.join(ROOT, "flags", "demo.cfg")
 MAX_PARITY_CLIPS = 1_000_000  # No cap: every clip --eval_clips picks.
-flags.DEFINE_string("work_dir", "runs/bench_int8", "Folder for the two runs and exports.")
-flags.DEFINE_integer("weak_epochs", 6, "Epochs of the weak model.", lower_bound=1)
-flags.DEFINE_integer("confident_epochs", 30, "Epochs of the confident model.", lower_bound=1)
-flags.DEFINE_list("weak_seeds", ["1", "2", "3"], "Training seeds of the weak models.")
-flags.DEFINE_integer("seed", 1, "Training seed of the confident model.")
-flags.DEFINE_string("int8_denylist", "auto", "Passed to tvn_tf.export.")
-flags.DEFINE_integer("latency_runs", 40, "Timed runs per model and round.", lower_bound=1)
-flags.DEFINE_integer("latency_rounds", 3, "Alternating rounds of the latency runs.", lower_bound=1)
-flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1)
-flags.DEFINE_bool(
-    "reuse_exports",
-    False,
-    "Reuse an export folder that already holds parity.json instead of exporting again "
-    "(to rerun the latency part only; export anew after changing the export code).",
-)
-flags.DEFINE_integer(
-    "eval_clips",
-    16,
-    "Evenly spaced clips per held-out video that agreement is measured on (export's "
-    "--eval_clips; every one of them is used).",
-    lower_bound=1,
-)
+_EXPORT_DEFAULTS = export_lib.ExportOptions()
+
+
+def define_flags() -> None:
+    """Defines the tool's flags (not on import)."""
+    flags.DEFINE_string("work_dir", "runs/bench_int8", "Folder for the two runs and exports.")
+    flags.DEFINE_integer("weak_epochs", 6, "Epochs of the weak model.", lower_bound=1)
+    flags.DEFINE_integer("confident_epochs", 30, "Epochs of the confident model.", lower_bound=1)
+    flags.DEFINE_list("weak_seeds", ["1", "2", "3"], "Training seeds of the weak models.")
+    flags.DEFINE_integer("seed", 1, "Training seed of the confident model.")
+    flags.DEFINE_string("int8_denylist", _EXPORT_DEFAULTS.int8_denylist, "Passed to tvn_tf.export.")
+    flags.DEFINE_integer("latency_runs", 40, "Timed runs per model and round.", lower_bound=1)
+    flags.DEFINE_integer(
+        "latency_rounds", 3, "Alternating rounds of the latency runs.", lower_bound=1
+    )
+    flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1)
+    flags.DEFINE_bool(
+        "reuse_exports",
+        False,
+        "Reuse an export folder that already holds parity.json instead of exporting again "
+        "(to rerun the latency part only; export anew after changing the export code).",
+    )
+    flags.DEFINE_integer(
+        "eval_clips",
+        16,
+        "Evenly spaced clips per held-out video that agreement is measured on (export's "
+        "--eval_clips; every one of them is used).",
+        lower_bound=1,
+    )
 
 
 def _run(args: list[str]) -> str:
@@ -117,7 +130,7 @@ def train_and_export(name: str, epochs: int, seed: int) -> dict:
         )
     reports = {}
     for suffix, variants, denylist in (
-        ("", "float32,float16,dynamic_int8,int8", FLAGS.int8_denylist),
+        ("", ",".join(tflite_lib.VARIANTS), FLAGS.int8_denylist),
         ("_int8_full", "int8", "none"),
     ):
         export_dir = os.path.join(FLAGS.work_dir, f"{name}_export{suffix}")
@@ -184,7 +197,7 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
     import numpy as np
 
     from tvn_tf import perf
-    from tvn_tf.deploy import op_profile, quantization, tflite
+    from tvn_tf.deploy import int8_analysis, op_profile, tflite
     from tvn_tf.models import architecture, tvn
 
     arch = architecture.get_architecture("tvn1")
@@ -194,8 +207,8 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
     with tempfile.TemporaryDirectory(prefix="bench_int8_") as tmp:
         path = os.path.join(tmp, "saved_model")
         tflite.save_for_conversion(model, path)
-        models = {v: tflite.convert(path, v) for v in ("float32", "float16", "dynamic_int8")}
-        analysis = quantization.analyze(path, clips)
+        models = {v: tflite.convert(path, v) for v in tflite.VARIANTS if v != "int8"}
+        analysis = int8_analysis.analyze(path, clips)
         models["int8_full"] = analysis.quantized_model(())
         if float_layers:
             models["int8"] = analysis.quantized_model(layers_at_224(analysis, float_layers))
@@ -278,7 +291,7 @@ def describe(name: str, report: dict) -> None:
     """Prints `parity.describe_variant`'s line for each variant of one model's report."""
     from tvn_tf.deploy import parity
 
-    for variant in ("float32", "float16", "dynamic_int8", "int8_full", "int8"):
+    for variant in (*tflite_lib.VARIANTS[:-1], "int8_full", "int8"):
         print(f"{name} {parity.describe_variant(variant, report)}")
 
 
@@ -337,4 +350,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

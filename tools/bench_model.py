@@ -15,16 +15,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
 
-from absl import app
-from absl import flags
+from absl import flags  # noqa: E402
+
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", None, "Models to time (default: all released).")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra-op threads.", lower_bound=1)
-flags.DEFINE_integer("runs", 15, "Timed runs per model.", lower_bound=1)
-flags.DEFINE_integer("num_classes", 50, "Classifier width.", lower_bound=1)
 
 # The original TF1 code's median on the reference 2-core machine, ms
 # (tests/testdata/original_tvn_figures.json).
@@ -33,8 +31,16 @@ _FIGURES = os.path.join(
 )
 
 
-def main(argv):
-    del argv
+def define_flags() -> None:
+    """Defines the tool's flags (not on import)."""
+    flags.DEFINE_list("models", None, "Models to time (default: all released).")
+    flags.DEFINE_integer("threads", 2, "TensorFlow intra-op threads.", lower_bound=1)
+    flags.DEFINE_integer("runs", 15, "Timed runs per model.", lower_bound=1)
+    flags.DEFINE_integer("num_classes", 50, "Classifier width.", lower_bound=1)
+
+
+def time_model(name: str, original: dict, sgemm: float) -> dict:
+    """One released model's row: its size, FLOPs, Keras p50 and share of the SGEMM rate."""
     import numpy as np
     import tensorflow as tf
 
@@ -42,6 +48,36 @@ def main(argv):
     from tvn_tf.models import architecture as arch_lib
     from tvn_tf.models import flops as flops_lib
     from tvn_tf.models import tvn
+
+    arch = arch_lib.get_architecture(name)
+    model = tvn.build_model(arch, FLAGS.num_classes)
+    flops = flops_lib.count_flops(model).forward
+    clip = tf.constant(
+        np.random.default_rng(0).random(
+            (1, arch.num_frames, arch.image_size, arch.image_size, 3), dtype=np.float32
+        )
+    )
+    forward = tf.function(lambda x: model(x, training=False))
+    latency = perf.time_runs(lambda: forward(clip).numpy(), runs=FLAGS.runs, warmup=5)
+    print(f"{name}: {latency.p50_ms:.1f} ms", file=sys.stderr)
+    return {
+        "model": name,
+        "frames": arch.num_frames,
+        "image_size": arch.image_size,
+        "params": model.count_params(),
+        "gflops": round(flops / 1e9, 2),
+        "p50_ms": round(latency.p50_ms, 1),
+        "original_ms": original[name]["median_ms_2threads"],
+        "share_of_sgemm": round(flops / (latency.p50_ms / 1000) / 1e9 / sgemm, 3),
+    }
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from tvn_tf import perf
+    from tvn_tf.models import architecture as arch_lib
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -55,31 +91,7 @@ def main(argv):
             f"{', '.join(arch_lib.list_architectures())}."
         )
     sgemm = perf.sgemm_gflops()
-    rows = []
-    for name in names:
-        arch = arch_lib.get_architecture(name)
-        model = tvn.build_model(arch, FLAGS.num_classes)
-        flops = flops_lib.count_flops(model).forward
-        clip = tf.constant(
-            np.random.default_rng(0).random(
-                (1, arch.num_frames, arch.image_size, arch.image_size, 3), dtype=np.float32
-            )
-        )
-        forward = tf.function(lambda x, model=model: model(x, training=False))
-        latency = perf.time_runs(lambda f=forward, c=clip: f(c).numpy(), runs=FLAGS.runs, warmup=5)
-        rows.append(
-            {
-                "model": name,
-                "frames": arch.num_frames,
-                "image_size": arch.image_size,
-                "params": model.count_params(),
-                "gflops": round(flops / 1e9, 2),
-                "p50_ms": round(latency.p50_ms, 1),
-                "original_ms": original[name]["median_ms_2threads"],
-                "share_of_sgemm": round(flops / (latency.p50_ms / 1000) / 1e9 / sgemm, 3),
-            }
-        )
-        print(f"{name}: {latency.p50_ms:.1f} ms", file=sys.stderr)
+    rows = [time_model(name, original, sgemm) for name in names]
     print(
         f"machine: {perf.machine_description()}; fp32 SGEMM {sgemm:.1f} GFLOP/s; "
         f"{FLAGS.threads} threads, batch 1"
@@ -99,4 +111,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

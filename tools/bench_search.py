@@ -34,18 +34,29 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tvn_tf  # noqa: E402,F401  (start-up settings before TensorFlow loads)
-from tvn_tf import perf  # noqa: E402
+from tvn_tf import cli  # noqa: E402  (the repository root is on the path now)
+
+cli.start()
+
+from tvn_tf import perf  # noqa: E402  (after cli.start)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("flagfile_search", "flags/search_demo.cfg", "The search's flagfile.")
-flags.DEFINE_string(
-    "output_dir", "runs/bench_search", "Where the studies go: seedS/tournament, seedS/random."
-)
-flags.DEFINE_integer("num_trials", 30, "Candidates per algorithm.", lower_bound=1)
-flags.DEFINE_list(
-    "search_seeds", ["0"], "Search seeds; each runs both algorithms with the same seed."
-)
+
+
+def define_flags() -> None:
+    """The bench's flags; the searches' own come from --flagfile_search."""
+    flags.DEFINE_string("flagfile_search", "flags/search_demo.cfg", "The search's flagfile.")
+    flags.DEFINE_string(
+        "output_dir", "runs/bench_search", "Where the studies go: seedS/tournament, seedS/random."
+    )
+    flags.DEFINE_integer("num_trials", 30, "Candidates per algorithm.", lower_bound=1)
+    flags.DEFINE_list(
+        "search_seeds",
+        ["0"],
+        "Search seeds (each search's --search_seed); each runs both algorithms with the same "
+        "seed. The candidates' training seed is the flagfile's --seed.",
+    )
+
 
 STEPS = ("build", "convert", "time", "train", "evaluate")
 
@@ -153,4 +164,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -2,7 +2,7 @@
 
     python tools/bench_train.py [--model=tvn1] [--batch_size=8] [--steps=6]
 
-Times the real training step (`trainer.make_replica_step`: forward, loss,
+Times the real training step (`tvn_tf.training.step.make_replica_step`: forward, loss,
 backward, SGD update) on random clips, so the figure is the model's compute
 alone (the input pipeline has its own benchmark, tools/bench_input.py), next to
 the machine's fp32 SGEMM rate measured in the same run. Last line, one JSON
@@ -18,37 +18,46 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
 
-from absl import app
-from absl import flags
+from absl import flags  # noqa: E402
+
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+import keras  # noqa: E402  (after cli.start)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tvn_tf import perf  # noqa: E402
+from tvn_tf.models import architecture as arch_lib  # noqa: E402
+from tvn_tf.models import flops as flops_lib  # noqa: E402
+from tvn_tf.models import tvn  # noqa: E402
+from tvn_tf.training import optimization  # noqa: E402
+from tvn_tf.training import step as step_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "tvn1", "Released architecture to time.")
-flags.DEFINE_integer("batch_size", 8, "Clips per step.", lower_bound=1)
-flags.DEFINE_integer(
-    "steps", 6, "Timed steps per precision (after 2 warm-up steps).", lower_bound=1
-)
-flags.DEFINE_integer("num_classes", 50, "Classifier width.", lower_bound=1)
+
+
+def define_flags() -> None:
+    """Defines the tool's flags (not on import)."""
+    flags.DEFINE_string("model", "tvn1", "Released architecture to time.")
+    flags.DEFINE_integer("batch_size", 8, "Clips per step.", lower_bound=1)
+    flags.DEFINE_integer(
+        "steps", 6, "Timed steps per precision (after 2 warm-up steps).", lower_bound=1
+    )
+    flags.DEFINE_integer("num_classes", 50, "Classifier width.", lower_bound=1)
 
 
 def clips_per_second(arch, precision: str, batch_size: int, steps: int) -> float:
     """Median-step training throughput of `arch` under a Keras dtype policy."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from tvn_tf import perf
-    from tvn_tf.models import tvn
-    from tvn_tf.training import optimization, trainer
-
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = tvn.build_model(arch, FLAGS.num_classes)
         schedule = optimization.WarmupCosineDecay(0.01, 0, 1000)
         optimizer = optimization.make_optimizer("momentum", schedule, weight_decay=1e-4)
         step = tf.function(
-            trainer.make_replica_step(model, optimizer, FLAGS.num_classes, 0.1, batch_size)
+            step_lib.make_replica_step(model, optimizer, FLAGS.num_classes, 0.1, batch_size)
         )
         rng = np.random.default_rng(0)
         clips = tf.constant(
@@ -65,11 +74,6 @@ def clips_per_second(arch, precision: str, batch_size: int, steps: int) -> float
 
 def main(argv):
     del argv
-    from tvn_tf import perf
-    from tvn_tf.models import architecture as arch_lib
-    from tvn_tf.models import flops as flops_lib
-    from tvn_tf.models import tvn
-
     try:
         arch = arch_lib.get_architecture(FLAGS.model)
     except ValueError as e:
@@ -100,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

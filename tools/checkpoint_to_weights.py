@@ -29,23 +29,32 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
 
 from tvn_tf import atomic  # noqa: E402
 from tvn_tf import model_dir as model_dir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training run's --model_dir (python -m tvn_tf.train).")
-flags.DEFINE_string(
-    "checkpoint",
-    None,
-    "Which checkpoint: 'latest' (default), 'best', or a prefix like "
-    "MODEL_DIR/checkpoints/ckpt-100.",
-)
-flags.DEFINE_string("output", None, "The weights file to write; its name must end in .weights.h5.")
+
+
+def define_flags() -> None:
+    """Defines --model_dir, --checkpoint and --output."""
+    flags.DEFINE_string("model_dir", None, "A training run's --model_dir (python -m tvn_tf.train).")
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "Which checkpoint: 'latest' (default), 'best', or a prefix like "
+        "MODEL_DIR/checkpoints/ckpt-100.",
+    )
+    flags.DEFINE_string(
+        "output", None, "The weights file to write; its name must end in .weights.h5."
+    )
+
 
 SUFFIX = ".weights.h5"
 
@@ -123,4 +132,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

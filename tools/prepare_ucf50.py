@@ -12,49 +12,60 @@ finished shards are kept. Nothing is written under the input folder.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
-from tvn_tf.atomic import NoSpaceError  # noqa: E402
-from tvn_tf.data import prepare  # noqa: E402
+from tvn_tf import cli  # noqa: E402
 
-_INPUT_DIR = flags.DEFINE_string(
-    "input_dir",
-    None,
-    "Root of the video tree (INPUT_DIR/<Class>/v_<Class>_gNN_cMM.avi).",
-    required=True,
-)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the TFRecords.", required=True)
-_SHORT_SIDE = flags.DEFINE_integer(
-    "short_side", prepare.DEFAULT_SHORT_SIDE, "Resize frames to this short side; 0 keeps the size."
-)
-_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes; 0 uses every core.")
-_VIDEOS_PER_SHARD = flags.DEFINE_integer(
-    "videos_per_shard", prepare.DEFAULT_VIDEOS_PER_SHARD, "Videos per shard file."
-)
-_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.")
-_CLASSES = flags.DEFINE_list(
-    "classes",
-    None,
-    "Class list; default: the class folders found. 'ucf50' for the 50 UCF50 classes.",
-)
+cli.start()
+
+from tvn_tf.atomic import NoSpaceError  # noqa: E402  (after cli.start)
+from tvn_tf.data import layout, prepare, records  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The tool's flags; defaults are `prepare.prepare_dataset`'s."""
+    flags.DEFINE_string(
+        "input_dir",
+        None,
+        "Root of the video tree (INPUT_DIR/<Class>/v_<Class>_gNN_cMM.avi).",
+        required=True,
+    )
+    flags.DEFINE_string("output_dir", None, "Folder for the TFRecords.", required=True)
+    flags.DEFINE_integer(
+        "short_side",
+        prepare.DEFAULT_SHORT_SIDE,
+        "Resize frames to this short side; 0 keeps the size.",
+    )
+    flags.DEFINE_integer("workers", 0, "Worker processes; 0 uses every core.")
+    flags.DEFINE_integer(
+        "videos_per_shard", prepare.DEFAULT_VIDEOS_PER_SHARD, "Videos per shard file."
+    )
+    flags.DEFINE_integer(
+        "jpeg_quality", records.DEFAULT_JPEG_QUALITY, "JPEG quality of stored frames."
+    )
+    flags.DEFINE_list(
+        "classes",
+        None,
+        "Class list; default: the class folders found. 'ucf50' for the 50 UCF50 classes.",
+    )
 
 
 def main(argv):
     del argv
-    classes = _CLASSES.value
+    classes = FLAGS.classes
     if classes == ["ucf50"]:
-        from tvn_tf.data import layout
-
         classes = list(layout.UCF50_CLASSES)
     try:
         prepare.prepare_dataset(
-            _INPUT_DIR.value,
-            _OUTPUT_DIR.value,
-            short_side=_SHORT_SIDE.value,
-            workers=_WORKERS.value,
-            videos_per_shard=_VIDEOS_PER_SHARD.value,
-            jpeg_quality=_JPEG_QUALITY.value,
+            FLAGS.input_dir,
+            FLAGS.output_dir,
+            short_side=FLAGS.short_side,
+            workers=FLAGS.workers,
+            videos_per_shard=FLAGS.videos_per_shard,
+            jpeg_quality=FLAGS.jpeg_quality,
             classes=classes,
         )
     except NoSpaceError as e:
@@ -64,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -25,21 +25,28 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tvn_tf  # noqa: E402,F401  (sets TensorFlow's environment before it loads)
-
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from tvn_tf import model_flags  # noqa: E402,F401  (--model, --arch_json, scaling)
+from tvn_tf import cli  # noqa: E402
+
+cli.start()
+
+from tvn_tf import model_flags  # noqa: E402  (--model, --arch_json, scaling)
 from tvn_tf.deploy import tflite  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("variant", "int8", list(tflite.VARIANTS), "TFLite variant to time.")
-flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1)
-flags.DEFINE_integer("image_size", 0, "Input resolution; overrides the model's (0: keep).")
-flags.DEFINE_integer("num_classes", 10, "Classifier width.", lower_bound=1)
-flags.DEFINE_integer("rounds", 5, "Alternating rounds over the prefixes.", lower_bound=1)
-flags.DEFINE_integer("runs_per_round", 6, "Timed runs of each prefix per round.", lower_bound=1)
+
+
+def define_flags() -> None:
+    """Defines the tool's flags: the architecture's (`model_flags`) and its own."""
+    model_flags.define_flags()
+    flags.DEFINE_enum("variant", "int8", list(tflite.VARIANTS), "TFLite variant to time.")
+    flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1)
+    flags.DEFINE_integer("image_size", 0, "Input resolution; overrides the model's (0: keep).")
+    flags.DEFINE_integer("num_classes", 10, "Classifier width.", lower_bound=1)
+    flags.DEFINE_integer("rounds", 5, "Alternating rounds over the prefixes.", lower_bound=1)
+    flags.DEFINE_integer("runs_per_round", 6, "Timed runs of each prefix per round.", lower_bound=1)
 
 
 def main(argv):
@@ -90,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

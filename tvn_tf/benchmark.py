@@ -4,7 +4,8 @@
     python -m tvn_tf.benchmark --model_path=exports/demo/saved_model
     python -m tvn_tf.benchmark --model_path=runs/demo            # the Keras model
 
-`--model_path` (formerly `--model`, still accepted with a warning) is a `.tflite` file (LiteRT interpreter, XNNPACK, `--threads`), a
+`--model_path` (`--model` is its deprecated alias here, with a warning) is a
+`.tflite` file (LiteRT interpreter, XNNPACK, `--threads`), a
 SavedModel folder (its `serving_default`, preprocessing included, fed uint8
 frames at the model's resolution; TensorFlow with `--threads` intra-op
 threads), or a training run's folder (the Keras model, `tf.function`).
@@ -34,6 +35,7 @@ The last line is one JSON object:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -41,10 +43,36 @@ import sys
 from absl import app
 from absl import flags
 
-from tvn_tf import model_path_flag
-from tvn_tf.deploy import loading
+from tvn_tf import cli
+
+cli.start()
+
+from tvn_tf import model_path_flag  # noqa: E402  (after cli.start)
+from tvn_tf.deploy import loading  # noqa: E402
 
 FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkOptions:
+    """How `benchmark` times a model.
+
+    Attributes:
+      threads: Threads for the model and for SGEMM.
+      runs: Timed runs (spread over the rounds).
+      warmup: Untimed runs first.
+      sgemm: Measure the SGEMM rate (about 3 s per round).
+      rounds: Alternating SGEMM and model rounds.
+    """
+
+    threads: int = 2
+    runs: int = 120
+    warmup: int = 5
+    sgemm: bool = True
+    rounds: int = 10
+
+
+_DEFAULTS = BenchmarkOptions()
 
 
 def define_flags() -> None:
@@ -53,13 +81,20 @@ def define_flags() -> None:
         "A .tflite file, a SavedModel folder (or an export folder "
         "holding saved_model/), or a training run's --model_dir."
     )
-    flags.DEFINE_integer("threads", 2, "Threads for the model and for SGEMM.", lower_bound=1)
     flags.DEFINE_integer(
-        "runs", 120, "Timed runs (spread over the rounds: 12 per round by default).", lower_bound=1
+        "threads", _DEFAULTS.threads, "Threads for the model and for SGEMM.", lower_bound=1
     )
-    flags.DEFINE_integer("warmup", 5, "Untimed runs first.", lower_bound=0)
-    flags.DEFINE_bool("sgemm", True, "Measure the SGEMM rate (about 3 s per round).")
-    flags.DEFINE_integer("rounds", 10, "Alternating SGEMM and model rounds.", lower_bound=1)
+    flags.DEFINE_integer(
+        "runs",
+        _DEFAULTS.runs,
+        "Timed runs (spread over the rounds: 12 per round by default).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer("warmup", _DEFAULTS.warmup, "Untimed runs first.", lower_bound=0)
+    flags.DEFINE_bool("sgemm", _DEFAULTS.sgemm, "Measure the SGEMM rate (about 3 s per round).")
+    flags.DEFINE_integer(
+        "rounds", _DEFAULTS.rounds, "Alternating SGEMM and model rounds.", lower_bound=1
+    )
     flags.DEFINE_string(
         "op_profile",
         None,
@@ -106,11 +141,11 @@ def _rounded(x: float | None, digits: int) -> float | None:
 
 def benchmark(
     path: str,
-    threads: int = 2,
-    runs: int = 120,
-    warmup: int = 5,
-    measure_sgemm: bool = True,
-    rounds: int = 10,
+    threads: int = _DEFAULTS.threads,
+    runs: int = _DEFAULTS.runs,
+    warmup: int = _DEFAULTS.warmup,
+    measure_sgemm: bool = _DEFAULTS.sgemm,
+    rounds: int = _DEFAULTS.rounds,
 ) -> dict:
     """Times `path` at batch 1; returns the JSON object of the module docstring."""
     from tvn_tf import perf
@@ -204,8 +239,16 @@ def main(argv):
         sys.exit(f"benchmark: --op_profile needs a .tflite --model_path, not {path}.")
     if FLAGS.op_profile and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.op_profile))):
         sys.exit(f"benchmark: --op_profile={FLAGS.op_profile}: its folder does not exist.")
+    options = cli.from_flags(BenchmarkOptions)
     try:
-        result = benchmark(path, FLAGS.threads, FLAGS.runs, FLAGS.warmup, FLAGS.sgemm, FLAGS.rounds)
+        result = benchmark(
+            path,
+            threads=options.threads,
+            runs=options.runs,
+            warmup=options.warmup,
+            measure_sgemm=options.sgemm,
+            rounds=options.rounds,
+        )
     except ValueError as e:
         sys.exit(f"benchmark: {e}")
     print(describe(result))
@@ -215,5 +258,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

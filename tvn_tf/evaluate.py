@@ -4,7 +4,7 @@
 
 By default the data folder and split are the training run's
 (MODEL_DIR/train_config.json); data flags given override them, by the rule
-export follows too (`tvn_tf.model_dir.data_config`). Writes
+export follows too (`tvn_tf.run_record.data_config`). Writes
 MODEL_DIR/metrics.json (clip and video accuracy, top-5, per-class accuracy,
 the confusion matrix) and MODEL_DIR/confusion.{png,csv}, and prints a summary,
 then each class's video accuracy, worst first, as `train` does at its end.
@@ -26,20 +26,38 @@ import time
 from absl import app
 from absl import flags
 
-from tvn_tf import atomic
-from tvn_tf import data_flags
-from tvn_tf import model_dir as model_dir_lib
-from tvn_tf.data import dataset as data_lib
-from tvn_tf.data import layout, prepare, sampling
-from tvn_tf.training import metrics, trainer
+from tvn_tf import cli
+
+cli.start()
+
+from tvn_tf import atomic  # noqa: E402  (after cli.start)
+from tvn_tf import data_flags  # noqa: E402
+from tvn_tf import model_dir as model_dir_lib  # noqa: E402
+from tvn_tf import run_record  # noqa: E402
+from tvn_tf.data import dataset as data_lib  # noqa: E402
+from tvn_tf.data import layout, prepare, sampling  # noqa: E402
+from tvn_tf.training import config as config_lib  # noqa: E402
+from tvn_tf.training import evaluation  # noqa: E402
+from tvn_tf.training import metrics  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
-flags.DEFINE_string("checkpoint", "latest", "'latest', 'best', or a checkpoint prefix.")
-flags.DEFINE_integer("eval_clips", None, "Clips per video (default: the run's).", lower_bound=1)
-flags.DEFINE_enum("eval_crops", None, ["1", "3"], "Spatial views per clip (default: the run's).")
-flags.DEFINE_integer("batch_size", 32, "Clips per batch.", lower_bound=1)
-flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")
+# Where a run's record lacks them, evaluation takes the training defaults.
+_TRAIN_DEFAULTS = config_lib.TrainConfig(model_dir="")
+_BATCH_SIZE = 32
+
+
+def define_flags() -> None:
+    """Defines the flags of the binary (not on import: other binaries share names)."""
+    data_flags.define_flags()
+    flags.DEFINE_string("model_dir", None, "A training run's --model_dir.")
+    flags.DEFINE_string("checkpoint", "latest", "'latest', 'best', or a checkpoint prefix.")
+    flags.DEFINE_integer("eval_clips", None, "Clips per video (default: the run's).", lower_bound=1)
+    flags.DEFINE_enum(
+        "eval_crops", None, ["1", "3"], "Spatial views per clip (default: the run's)."
+    )
+    flags.DEFINE_integer("batch_size", _BATCH_SIZE, "Clips per batch.", lower_bound=1)
+    flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")
+
 
 # Seconds between two progress lines on stderr.
 PROGRESS_SECONDS = 10.0
@@ -94,7 +112,7 @@ def distinct_clip_starts(dataset: data_lib.Dataset, groups, model_input) -> int 
     return max(longest - span, 0) + 1
 
 
-def _report_progress(evaluator: trainer.Evaluator, total: int) -> None:
+def _report_progress(evaluator: evaluation.Evaluator, total: int) -> None:
     """Prints `evaluate: N/TOTAL clips` to stderr every `PROGRESS_SECONDS` while scoring."""
     forward = evaluator.forward
     done, last = 0, time.monotonic()
@@ -111,25 +129,14 @@ def _report_progress(evaluator: trainer.Evaluator, total: int) -> None:
     evaluator.forward = counted
 
 
-def evaluate(
-    model_dir: str,
-    data_config: data_lib.DataConfig,
-    checkpoint: str = "latest",
-    groups: str = "test",
-    eval_clips: int | None = None,
-    eval_crops: int | None = None,
-    batch_size: int = 32,
-) -> dict:
-    """Scores a checkpoint of a run and writes metrics.json; returns the metrics.
+def _groups_to_score(
+    dataset: data_lib.Dataset, data_config: data_lib.DataConfig, spec, groups: str
+) -> tuple:
+    """The groups of side `groups` of the split, once the data is known to fit the model.
 
-    `data_config` is the data and split to score on (`data_flags.data_config_of_run`);
-    `eval_clips` and `eval_crops` default to the run's, else the training defaults.
+    Raises:
+      ValueError: other classes than the model's, no such groups, or a damaged shard.
     """
-    model, spec, path = model_dir_lib.restore_model(model_dir, checkpoint)
-    # The step comes from the checkpoint itself: a prefix of any name works.
-    step = model_dir_lib.checkpoint_step(path)
-    run_train = (model_dir_lib.read_train_config(model_dir) or {"train": {}})["train"]
-    dataset = data_lib.load_dataset(data_config)
     if dataset.class_names != spec.class_names:
         raise ValueError(
             f"--data_dir={data_config.data_dir} has {len(dataset.class_names)} "
@@ -142,9 +149,22 @@ def evaluate(
             "groups; pick another --groups or --split."
         )
     data_lib.check_shards(dataset, chosen)
+    return chosen
+
+
+def _views(
+    model_dir: str, dataset, chosen, spec, groups: str, eval_clips, eval_crops
+) -> tuple[int, int]:
+    """Clips per video and crops per clip: those given, else the run's, else training's defaults.
+
+    Raises:
+      ValueError: more clips per video than the longest video gives different ones.
+    """
+    run = run_record.read_run_record(model_dir)
+    recorded = run.train if run is not None else {}
     given_clips = eval_clips
-    eval_clips = eval_clips or run_train.get("eval_clips", trainer.TrainConfig.eval_clips)
-    eval_crops = eval_crops or run_train.get("eval_crops", trainer.TrainConfig.eval_crops)
+    eval_clips = eval_clips or recorded.get("eval_clips", _TRAIN_DEFAULTS.eval_clips)
+    eval_crops = eval_crops or recorded.get("eval_crops", _TRAIN_DEFAULTS.eval_crops)
     most = distinct_clip_starts(dataset, chosen, spec.input)
     if most is not None and eval_clips > most:
         flag = (
@@ -155,7 +175,51 @@ def evaluate(
             f"different clips of {spec.input.num_frames} frames, stride "
             f"{spec.input.frame_stride}; more only repeat them. Pass --eval_clips={most} or fewer."
         )
-    evaluator = trainer.Evaluator(
+    return eval_clips, eval_crops
+
+
+def _write_metrics(model_dir: str, result: dict, class_names) -> None:
+    """`evaluation.write_metrics`; a failure names the file, and leaves no temporary behind.
+
+    Raises:
+      tvn_tf.atomic.NoSpaceError: the file system is full.
+      ValueError: any other failure to write.
+    """
+    metrics_file = os.path.join(model_dir, model_dir_lib.METRICS)
+    try:
+        evaluation.write_metrics(model_dir, result, class_names)
+    except OSError as e:
+        atomic.remove_own_temporaries(model_dir)
+        atomic.raise_if_no_space(e, metrics_file, None)
+        raise ValueError(
+            f"{metrics_file}: cannot write it ({e.strerror or errno.errorcode.get(e.errno, e)})."
+        ) from None
+
+
+def evaluate(
+    model_dir: str,
+    data_config: data_lib.DataConfig,
+    *,
+    checkpoint: str = "latest",
+    groups: str = "test",
+    eval_clips: int | None = None,
+    eval_crops: int | None = None,
+    batch_size: int = _BATCH_SIZE,
+) -> dict:
+    """Scores a checkpoint of a run and writes metrics.json; returns the metrics.
+
+    `data_config` is the data and split to score on (`data_flags.data_config_of_run`);
+    `eval_clips` and `eval_crops` default to the run's, else the training defaults.
+    """
+    model, spec, path = model_dir_lib.restore_model(model_dir, checkpoint)
+    # The step comes from the checkpoint itself: a prefix of any name works.
+    step = model_dir_lib.checkpoint_step(path)
+    dataset = data_lib.load_dataset(data_config)
+    chosen = _groups_to_score(dataset, data_config, spec, groups)
+    eval_clips, eval_crops = _views(
+        model_dir, dataset, chosen, spec, groups, eval_clips, eval_crops
+    )
+    evaluator = evaluation.Evaluator(
         model,
         dataset,
         spec.input,
@@ -180,16 +244,27 @@ def evaluate(
         eval_clips=eval_clips,
         eval_crops=eval_crops,
     )
-    metrics_file = os.path.join(model_dir, model_dir_lib.METRICS)
-    try:
-        trainer.write_metrics(model_dir, result, spec.class_names)
-    except OSError as e:
-        atomic.remove_own_temporaries(model_dir)
-        atomic.raise_if_no_space(e, metrics_file, None)
-        raise ValueError(
-            f"{metrics_file}: cannot write it ({e.strerror or errno.errorcode.get(e.errno, e)})."
-        ) from None
+    _write_metrics(model_dir, result, spec.class_names)
     return result
+
+
+_SUMMARY_KEYS = ("step", "clip_accuracy", "video_accuracy", "top5_accuracy", "num_test_videos")
+
+
+def _print_result(result: dict, class_names) -> None:
+    """A summary line, each class's video accuracy worst first, then the summary as JSON."""
+    print(
+        f"{result['split']} groups {result['groups']}, step {result['step']}: "
+        f"video accuracy {result['video_accuracy']:.4f}, clip accuracy "
+        f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
+        f"{result['num_test_videos']} videos ({result['eval_clips']} clips x "
+        f"{result['eval_crops']} crops each)"
+    )
+    # As train ends: a class the model never learned shows here, worst first.
+    print(f"Per-class {result['split']} video accuracy:")
+    lines = metrics.per_class_lines(result["per_class_accuracy"], class_names, result["confusion"])
+    print("\n".join(lines))
+    print(json.dumps({k: result[k] for k in _SUMMARY_KEYS}))
 
 
 def main(argv: list[str]) -> None:
@@ -203,45 +278,16 @@ def main(argv: list[str]) -> None:
         result = evaluate(
             FLAGS.model_dir,
             data_flags.data_config_of_run(FLAGS.model_dir),
-            FLAGS.checkpoint,
-            FLAGS.groups,
-            FLAGS.eval_clips,
-            int(FLAGS.eval_crops) if FLAGS.eval_crops else None,
-            FLAGS.batch_size,
+            checkpoint=FLAGS.checkpoint,
+            groups=FLAGS.groups,
+            eval_clips=FLAGS.eval_clips,
+            eval_crops=int(FLAGS.eval_crops) if FLAGS.eval_crops else None,
+            batch_size=FLAGS.batch_size,
         )
     except (ValueError, atomic.NoSpaceError) as e:
         sys.exit(f"evaluate: {e}")
-    print(
-        f"{result['split']} groups {result['groups']}, step {result['step']}: "
-        f"video accuracy {result['video_accuracy']:.4f}, clip accuracy "
-        f"{result['clip_accuracy']:.4f}, top-5 {result['top5_accuracy']:.4f} over "
-        f"{result['num_test_videos']} videos ({result['eval_clips']} clips x "
-        f"{result['eval_crops']} crops each)"
-    )
-    # As train ends: a class the model never learned shows here, worst first.
-    print(f"Per-class {result['split']} video accuracy:")
-    print(
-        "\n".join(
-            metrics.per_class_lines(
-                result["per_class_accuracy"], spec.class_names, result["confusion"]
-            )
-        )
-    )
-    print(
-        json.dumps(
-            {
-                k: result[k]
-                for k in (
-                    "step",
-                    "clip_accuracy",
-                    "video_accuracy",
-                    "top5_accuracy",
-                    "num_test_videos",
-                )
-            }
-        )
-    )
+    _print_result(result, spec.class_names)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

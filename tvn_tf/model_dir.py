@@ -28,8 +28,12 @@ and `benchmark`:
     spec = read_spec(model_dir)
     model = restore_model(model_dir)            # latest checkpoint
     model = restore_model(model_dir, "best")    # best by validation accuracy
-    run = read_train_config(model_dir)          # None for a folder without one
-    data = data_config(model_dir, given={"fold": 2})  # the run's data, --fold=2 on top
+
+`train_config.json` is read and written by `tvn_tf.run_record` alone.
+
+This module loads neither TensorFlow nor Keras at import, so that tools which
+only read a run's files start at once: the functions that read checkpoints or
+build a model import them when called.
 """
 
 from __future__ import annotations
@@ -104,19 +108,43 @@ class ModelSpec:
     def from_json(cls, data: dict[str, Any]) -> ModelSpec:
         return cls(
             name=data["name"],
-            architecture=data["architecture"],
+            architecture=cls._named_activations(data["architecture"]),
             class_names=tuple(data["class_names"]),
             head=data.get("head", "mean"),
             dropout_rate=data.get("dropout_rate", 0.5),
         )
 
-    def build(self):
-        """Builds the (untrained) Keras model this spec describes."""
+    @staticmethod
+    def _named_activations(architecture: dict[str, Any]) -> dict[str, Any]:
+        """`architecture` with each block's three activations named, as it was trained.
+
+        In `model.json` an activation a block does not name is ReLU on its own
+        (`architecture.with_named_activations`); naming all three keeps that
+        meaning and matches `BlockSpec.to_json`.
+        """
         from tvn_tf.models import architecture as arch_lib
+
+        blocks = architecture.get("blocks")
+        if not isinstance(blocks, list):
+            return architecture
+        named = [arch_lib.with_named_activations(b) if isinstance(b, dict) else b for b in blocks]
+        return {**architecture, "blocks": named}
+
+    def model_config(self) -> dict[str, Any]:
+        """The `tvn.TinyVideoNetwork` config of the model this spec describes."""
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "num_classes": self.num_classes,
+            "dropout_rate": self.dropout_rate,
+            "head": self.head,
+        }
+
+    def build(self):
+        """Builds the (untrained) Keras model this spec describes, from its config."""
         from tvn_tf.models import tvn
 
-        arch = arch_lib.architecture_from_json(self.architecture, self.name)
-        return tvn.build_model(arch, self.num_classes, self.dropout_rate, self.head)
+        return tvn.TinyVideoNetwork.from_config(self.model_config())
 
 
 def write_spec(model_dir: str, spec: ModelSpec) -> None:
@@ -147,56 +175,6 @@ def read_spec(model_dir: str) -> ModelSpec:
 def worker_dir(model_dir: str, task_id: int) -> str:
     """The folder where multi-worker task `task_id` (not the chief) keeps its own files."""
     return os.path.join(model_dir, WORKERS, f"worker{task_id}")
-
-
-def read_train_config(model_dir: str) -> dict[str, Any] | None:
-    """`MODEL_DIR/train_config.json`, or None if the folder has none.
-
-    Its keys: "train" (the `TrainConfig`), "data" (the `DataConfig`), "split"
-    (the groups of each side), "total_steps" and "steps_per_epoch".
-
-    Raises:
-      ValueError: the file is unreadable (names it).
-    """
-    path = os.path.join(model_dir, TRAIN_CONFIG)
-    try:
-        with open(path) as f:
-            run = json.load(f)
-        run["split"], run["data"], run["train"]  # noqa: B018  (the keys every reader needs)
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"{path}: unreadable run config ({e}); restore it, or use a new --model_dir."
-        ) from None
-    return run
-
-
-def data_config(model_dir: str, given: dict[str, Any], defaults: dict[str, Any] | None = None):
-    """The data and split to read a trained run with (`evaluate`, `export`).
-
-    The run's own (`train_config.json`), with the values `given` (the data
-    flags on the command line) laid over them. A folder without
-    `train_config.json` (a model written by other means) takes `given` over
-    `defaults` (the flags' defaults), and then `given` must name the data_dir.
-
-    Returns:
-      A `tvn_tf.data.dataset.DataConfig`.
-
-    Raises:
-      ValueError: no data folder is known, or the stored config is unreadable.
-    """
-    from tvn_tf.data import dataset as data_lib
-
-    run = read_train_config(model_dir)
-    values = {**(defaults or {})} if run is None else dict(run["data"])
-    values.update(given)
-    if not values.get("data_dir"):
-        raise ValueError(
-            f"--data_dir is required: {model_dir} has no {TRAIN_CONFIG} naming the training data."
-        )
-    names = {field.name for field in dataclasses.fields(data_lib.DataConfig)}
-    return data_lib.DataConfig(**{k: v for k, v in values.items() if k in names})
 
 
 def lock_run(folder: str) -> IO[str]:

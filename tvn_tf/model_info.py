@@ -17,17 +17,29 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from tvn_tf import model_flags
-from tvn_tf.models import architecture as arch_lib
-from tvn_tf.models import memory
+from tvn_tf import cli
+
+cli.start()
+
+from tvn_tf import model_flags  # noqa: E402  (after cli.start)
+from tvn_tf.models import architecture as arch_lib  # noqa: E402
+from tvn_tf.models import memory  # noqa: E402
 
 FLAGS = flags.FLAGS
+# The classifier's width when --num_classes is not given: UCF50's.
+DEFAULT_NUM_CLASSES = 50
 
 
 def define_flags() -> None:
-    """Defines the binary's own flag (not on import, as predict and benchmark do;
-    the architecture flags are `model_flags`')."""
-    flags.DEFINE_integer("num_classes", 50, "Width of the classifier.", lower_bound=1)
+    """Defines the binary's flags: the architecture's (`model_flags`) and --num_classes.
+
+    `--model` names an architecture here, as in `train`; an exported or
+    trained model's path is `--model_path` in `predict` and `benchmark`.
+    """
+    model_flags.define_flags()
+    flags.DEFINE_integer(
+        "num_classes", DEFAULT_NUM_CLASSES, "Width of the classifier.", lower_bound=1
+    )
 
 
 def _describe(block) -> str:
@@ -66,7 +78,7 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
     """
     memory.check_fits(arch, num_classes)
     from tvn_tf.models import flops as flops_lib  # Imports TensorFlow: keep --help fast.
-    from tvn_tf.models import layers, tvn
+    from tvn_tf.models import blocks, tvn
 
     model = _build_within_memory(tvn, arch, num_classes)
     count = flops_lib.count_flops(model)
@@ -75,7 +87,7 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
     for layer in model.layers[1:]:
         out = layer.output.shape
         frames = getattr(layer, "output_frames", getattr(layer, "num_frames", None))
-        if isinstance(layer, layers.TinyBlock):
+        if isinstance(layer, blocks.TinyBlock):
             op = _describe(layer)
             shape = f"{frames} x {out[1]} x {out[2]} x {out[3]}"
         else:
@@ -146,5 +158,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -1,9 +1,10 @@
 """`--model_path`: the exported or trained model that `predict`, `benchmark` and
 `deploy.android` load (`tvn_tf.deploy.loading`).
 
-`--model` names an architecture in `train` and `model_info` (`model_flags`), so
-a file or folder is `--model_path`. `--model`, its old name in these three
-binaries, still works as a deprecated alias and prints one warning line.
+One meaning per flag name: `--model` names an architecture (`train`,
+`model_info`: `model_flags`), and a file or folder is `--model_path`. In these
+three binaries `--model` is a deprecated alias of `--model_path`: it works and
+prints one warning line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ FLAGS = flags.FLAGS
 def define_flags(help_text: str) -> None:
     """Defines `--model_path` (described by `help_text`) and its deprecated alias `--model`."""
     flags.DEFINE_string("model_path", None, help_text)
-    flags.DEFINE_string("model", None, "Deprecated: the old name of --model_path.")
+    flags.DEFINE_string(
+        "model",
+        None,
+        "Deprecated: the old name of --model_path (elsewhere, as in train and model_info, "
+        "--model names an architecture).",
+    )
 
 
 def model_path(binary: str, required: bool = True) -> str | None:

@@ -21,6 +21,7 @@ frames' own timestamps, so a variable frame rate video is timed as it plays.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -28,11 +29,36 @@ import sys
 from absl import app
 from absl import flags
 
-from tvn_tf import atomic
-from tvn_tf import model_path_flag
-from tvn_tf.deploy import loading
+from tvn_tf import cli
+
+cli.start()
+
+from tvn_tf import atomic  # noqa: E402  (after cli.start)
+from tvn_tf import model_path_flag  # noqa: E402
+from tvn_tf.deploy import loading  # noqa: E402
 
 FLAGS = flags.FLAGS
+DEFAULT_FPS = 25.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """How `predict` reads a video and runs the model.
+
+    Attributes:
+      hop_seconds: Time between window starts.
+      top_k: Labels shown for the video.
+      threads: Threads for the model.
+      batch_size: Windows per model call (SavedModel, Keras).
+    """
+
+    hop_seconds: float = 0.5
+    top_k: int = 5
+    threads: int = 2
+    batch_size: int = 8
+
+
+_DEFAULTS = PredictOptions()
 
 
 def define_flags() -> None:
@@ -41,20 +67,24 @@ def define_flags() -> None:
         "A SavedModel (or export) folder, a .tflite file beside "
         "its labels.txt and model_info.json, or a training run's --model_dir."
     )
-    flags.DEFINE_float("hop_seconds", 0.5, "Time between window starts.", lower_bound=0.0)
-    flags.DEFINE_integer("top_k", 5, "Labels shown for the video.", lower_bound=1)
-    flags.DEFINE_integer("threads", 2, "Threads for the model.", lower_bound=1)
+    flags.DEFINE_float(
+        "hop_seconds", _DEFAULTS.hop_seconds, "Time between window starts.", lower_bound=0.0
+    )
+    flags.DEFINE_integer("top_k", _DEFAULTS.top_k, "Labels shown for the video.", lower_bound=1)
+    flags.DEFINE_integer("threads", _DEFAULTS.threads, "Threads for the model.", lower_bound=1)
     flags.DEFINE_integer(
-        "batch_size", 8, "Windows per model call (SavedModel, Keras).", lower_bound=1
+        "batch_size",
+        _DEFAULTS.batch_size,
+        "Windows per model call (SavedModel, Keras).",
+        lower_bound=1,
     )
     flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
     flags.DEFINE_string("plot", None, "Write class probabilities over time to this PNG.")
 
 
-DEFAULT_FPS = 25.0
-
-
-def load_classifier(path: str, threads: int = 2, batch_size: int = 8) -> loading.Runner:
+def load_classifier(
+    path: str, threads: int = _DEFAULTS.threads, batch_size: int = _DEFAULTS.batch_size
+) -> loading.Runner:
     """Loads `path` to label videos with: `tvn_tf.deploy.loading.load`, its input required.
 
     Raises:
@@ -80,7 +110,10 @@ def window_indices(num_available: int, num_frames: int, frame_stride: int, hop: 
 
 
 def predict(
-    video_path: str, classifier: loading.Runner, hop_seconds: float = 0.5, top_k: int = 5
+    video_path: str,
+    classifier: loading.Runner,
+    hop_seconds: float = _DEFAULTS.hop_seconds,
+    top_k: int = _DEFAULTS.top_k,
 ) -> dict:
     """Scores every window of a video and the video as a whole.
 
@@ -94,22 +127,8 @@ def predict(
     """
     import numpy as np
 
-    from tvn_tf.data import video
-
-    if not os.path.isfile(video_path):
-        raise ValueError(f"{video_path}: no such file.")
-
     model_input = classifier.input
-
-    def select(n, fps):
-        # The decoder's frame rate, the same that times the windows below.
-        hop = round(hop_seconds * (fps or DEFAULT_FPS))
-        return window_indices(n, model_input.num_frames, model_input.frame_stride, hop)
-
-    try:
-        decoded = video.decode_video(video_path, min_frames=1, select=select)
-    except video.VideoError as e:
-        raise ValueError(f"{video_path}: {e}") from None
+    decoded = _decode_windows(video_path, model_input, hop_seconds)
     fps = decoded.fps or DEFAULT_FPS
     # Each frame's own time: a variable frame rate video is not timed by its mean rate.
     times = decoded.times if decoded.times is not None else np.arange(decoded.num_frames) / fps
@@ -121,17 +140,6 @@ def predict(
     probabilities = classifier.probabilities(frames)
     mean = probabilities.mean(0)
     order = np.argsort(-mean)[:top_k]
-    windows = []
-    for window, p in zip(indices, probabilities):
-        best = int(p.argmax())
-        windows.append(
-            {
-                "start_s": round(float(times[window.min()]), 3),
-                "end_s": round(float(ends[window.max()]), 3),
-                "label": model_input.class_names[best],
-                "probability": round(float(p[best]), 4),
-            }
-        )
     return {
         "video": video_path,
         "model": classifier.description,
@@ -145,10 +153,48 @@ def predict(
             }
             for i in order
         ],
-        "windows": windows,
+        "windows": _windows(indices, probabilities, times, ends, model_input.class_names),
         "class_names": model_input.class_names,
         "window_probabilities": probabilities,
     }
+
+
+def _decode_windows(video_path: str, model_input, hop_seconds: float):
+    """The frames of every window of the video (`video.decode_video`).
+
+    Raises:
+      ValueError: naming the file when it is missing or not a readable video.
+    """
+    from tvn_tf.data import video
+
+    if not os.path.isfile(video_path):
+        raise ValueError(f"{video_path}: no such file.")
+
+    def select(n, fps):
+        # The decoder's frame rate, the same that times the windows.
+        hop = round(hop_seconds * (fps or DEFAULT_FPS))
+        return window_indices(n, model_input.num_frames, model_input.frame_stride, hop)
+
+    try:
+        return video.decode_video(video_path, min_frames=1, select=select)
+    except video.VideoError as e:
+        raise ValueError(f"{video_path}: {e}") from None
+
+
+def _windows(indices, probabilities, times, ends, class_names) -> list[dict]:
+    """Each window's span (its first frame's time to its last frame's end) and top label."""
+    windows = []
+    for window, p in zip(indices, probabilities):
+        best = int(p.argmax())
+        windows.append(
+            {
+                "start_s": round(float(times[window.min()]), 3),
+                "end_s": round(float(ends[window.max()]), 3),
+                "label": class_names[best],
+                "probability": round(float(p[best]), 4),
+            }
+        )
+    return windows
 
 
 def format_text(result: dict) -> str:
@@ -247,8 +293,11 @@ def main(argv):
         video_path = argv[1]
         if not os.path.isfile(video_path):
             raise ValueError(f"{video_path}: no such file.")
-        classifier = load_classifier(path, FLAGS.threads, FLAGS.batch_size)
-        result = predict(video_path, classifier, FLAGS.hop_seconds, FLAGS.top_k)
+        options = cli.from_flags(PredictOptions)
+        classifier = load_classifier(path, threads=options.threads, batch_size=options.batch_size)
+        result = predict(
+            video_path, classifier, hop_seconds=options.hop_seconds, top_k=options.top_k
+        )
         if FLAGS.plot:
             plot(result, FLAGS.plot)
     except (ValueError, atomic.NoSpaceError) as e:
@@ -257,5 +306,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

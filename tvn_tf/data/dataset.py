@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
 import json
 import os
 
 import tensorflow as tf
 
 from tvn_tf import errors
-from tvn_tf.data import layout, pipeline, prepare, records, splits
+from tvn_tf.data import layout, pipeline, prepare, splits
 from tvn_tf.models.model_input import ModelInput
 
 DATA_FORMATS = ("auto", "tfrecord", "avi")
@@ -76,7 +75,7 @@ def is_prepared(config: DataConfig) -> bool:
     TFRecord-or-AVI choice is made.
     """
     if config.data_format == "auto":
-        return bool(glob.glob(os.path.join(config.data_dir, "*" + records.SHARD_SUFFIX)))
+        return bool(pipeline.tfrecord_files(config.data_dir))
     return config.data_format == "tfrecord"
 
 

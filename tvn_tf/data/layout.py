@@ -150,9 +150,32 @@ def scan_videos(
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Dataset root {root!r} is not a directory.")
+    files, folders, notes = _top_level(root)
+    class_list = tuple(sorted(classes if classes is not None else (e.name for e in folders)))
+    label_of = {name: i for i, name in enumerate(class_list)}
+    for entry in folders:
+        for dirpath, dirnames, filenames in os.walk(entry.path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                files.append(
+                    _describe(rel.replace(os.sep, "/"), entry.name, label_of, name_pattern)
+                )
+    files.sort(key=lambda f: f.path)
+    return ScanResult(class_list, tuple(files), tuple(notes))
+
+
+def _top_level(root: str) -> tuple[list[VideoFile], list[os.DirEntry], list[str]]:
+    """The entries directly under `root`: (loose files, class folders to scan, notes).
+
+    A folder that links to one already scanned, to the root or above it is
+    skipped with a note. Real folders come first, so that a link is the one
+    skipped when both name a folder.
+    """
     files, folders, notes = [], [], []
     real_root, scanned = os.path.realpath(root), []  # Real paths of the class folders.
-    # Real folders first, so that a link is the one skipped when both name a folder.
     for entry in sorted(os.scandir(root), key=lambda e: (e.is_symlink(), e.name)):
         if entry.name.startswith("."):
             continue
@@ -172,20 +195,7 @@ def scan_videos(
             else:
                 scanned.append(real)
                 folders.append(entry)
-    class_list = tuple(sorted(classes if classes is not None else (e.name for e in folders)))
-    label_of = {name: i for i, name in enumerate(class_list)}
-    for entry in folders:
-        for dirpath, dirnames, filenames in os.walk(entry.path):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                rel = os.path.relpath(os.path.join(dirpath, name), root)
-                files.append(
-                    _describe(rel.replace(os.sep, "/"), entry.name, label_of, name_pattern)
-                )
-    files.sort(key=lambda f: f.path)
-    return ScanResult(class_list, tuple(files), tuple(notes))
+    return files, folders, notes
 
 
 def _describe(

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 
+import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
@@ -46,7 +47,7 @@ def prepare_dataset(
     short_side: int = DEFAULT_SHORT_SIDE,
     workers: int = 0,
     videos_per_shard: int = DEFAULT_VIDEOS_PER_SHARD,
-    jpeg_quality: int = 90,
+    jpeg_quality: int = records.DEFAULT_JPEG_QUALITY,
     min_frames: int = video.DEFAULT_MIN_FRAMES,
     classes: list[str] | None = None,
     progress: bool = True,
@@ -82,18 +83,9 @@ def prepare_dataset(
     encoding = {"short_side": short_side, "jpeg_quality": jpeg_quality, "min_frames": min_frames}
     try:
         _start_output(output_dir, scan, {**encoding, "videos_per_shard": videos_per_shard})
-        todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
-        if len(todo) < len(plan):
-            print(
-                f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.",
-                flush=True,
-            )
+        tasks = _tasks_to_do(input_dir, output_dir, plan, encoding)
         for rejected in scan.rejected:
             logging.warning("Skipping %s: %s", rejected.path, rejected.problem)
-        tasks = [
-            dict(output_dir=output_dir, input_dir=input_dir, name=name, entries=entries, **encoding)
-            for name, entries in todo
-        ]
         _run_tasks(
             tasks,
             workers or os.cpu_count() or 1,
@@ -104,11 +96,29 @@ def prepare_dataset(
     except Exception as e:
         if not atomic.is_no_space(e):
             raise
-        # Finished shards stay (a rerun resumes from them); half-written ones go.
-        for folder in (output_dir, os.path.join(output_dir, PARTS)):
-            atomic.remove_own_temporaries(folder)
-            atomic.remove_stale_temporaries(folder)
-        raise atomic.NoSpaceError(output_dir, _bytes_still_needed(output_dir, plan)) from None
+        raise _no_space(output_dir, plan) from None
+
+
+def _tasks_to_do(input_dir: str, output_dir: str, plan, encoding: dict) -> list[dict]:
+    """One task per shard not yet written (a rerun resumes); says how many are done."""
+    todo = [(name, entries) for name, entries in plan if not _shard_done(output_dir, name)]
+    if len(todo) < len(plan):
+        print(
+            f"Resuming: {len(plan) - len(todo)} of {len(plan)} shards already written.",
+            flush=True,
+        )
+    return [
+        dict(output_dir=output_dir, input_dir=input_dir, name=name, entries=entries, **encoding)
+        for name, entries in todo
+    ]
+
+
+def _no_space(output_dir: str, plan) -> atomic.NoSpaceError:
+    """Removes half-written shards (finished ones stay: a rerun resumes from them)."""
+    for folder in (output_dir, os.path.join(output_dir, PARTS)):
+        atomic.remove_own_temporaries(folder)
+        atomic.remove_stale_temporaries(folder)
+    return atomic.NoSpaceError(output_dir, _bytes_still_needed(output_dir, plan))
 
 
 def _bytes_still_needed(output_dir: str, plan) -> int | None:
@@ -231,8 +241,6 @@ def _init_worker(parent: int):
     and then wait for ever on the queue, writing the shards a rerun writes too.
     """
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
-    import tensorflow as tf
-
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 

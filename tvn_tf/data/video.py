@@ -119,6 +119,39 @@ def decode_video(
         frames. The message is the reason.
     """
     path = os.fspath(path)
+    frames, declared, fps, last_packet_start, error = _decode_all(path)
+    note = ""
+    if error or len(frames) < declared:
+        # Keep only frames decoded before the last packet: see module docstring.
+        frames = frames[:last_packet_start]
+        note = (
+            f"truncated ({error or 'fewer frames than declared'}): kept "
+            f"{len(frames)} readable frames of {declared} declared"
+        )
+    if len(frames) < max(min_frames, 1):
+        reason = note or f"{len(frames)} decodable frames"
+        raise VideoError(f"too few readable frames ({reason}; need {max(min_frames, 1)})")
+
+    n = len(frames)
+    indices = (
+        np.arange(n) if select is None else np.asarray(select(n, fps), dtype=np.int64).reshape(-1)
+    )
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"select returned indices outside [0, {n}): {indices}")
+    out = _to_rgb(frames, indices, short_side)
+    return DecodedVideo(out, indices, n, fps, note, frame_times(frames, fps))
+
+
+def _decode_all(path: str) -> tuple[list[av.VideoFrame], int, float, int, str]:
+    """Every frame of the video stream, undecoded to RGB yet.
+
+    Returns:
+      (frames, frames declared by the stream, fps, index of the first frame
+      decoded from the last packet, FFmpeg's error that ended decoding or "").
+
+    Raises:
+      VideoError: empty, not a video, or no video stream.
+    """
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
     try:
@@ -141,25 +174,14 @@ def decode_video(
                 frames.extend(packet.decode())
         except (av.FFmpegError, ValueError) as e:
             error = _ffmpeg_message(e)
+    return frames, declared, fps, last_packet_start, error
 
-    note = ""
-    if error or len(frames) < declared:
-        # Keep only frames decoded before the last packet: see module docstring.
-        frames = frames[:last_packet_start]
-        note = (
-            f"truncated ({error or 'fewer frames than declared'}): kept "
-            f"{len(frames)} readable frames of {declared} declared"
-        )
-    if len(frames) < max(min_frames, 1):
-        reason = note or f"{len(frames)} decodable frames"
-        raise VideoError(f"too few readable frames ({reason}; need {max(min_frames, 1)})")
 
-    n = len(frames)
-    indices = (
-        np.arange(n) if select is None else np.asarray(select(n, fps), dtype=np.int64).reshape(-1)
-    )
-    if indices.size and (indices.min() < 0 or indices.max() >= n):
-        raise ValueError(f"select returned indices outside [0, {n}): {indices}")
+def _to_rgb(frames: list[av.VideoFrame], indices: np.ndarray, short_side: int) -> np.ndarray:
+    """uint8 [len(indices), h, w, 3]: the chosen frames, resized and turned upright.
+
+    Each distinct frame is converted once, however often `indices` names it.
+    """
     height, width = resized_shape(frames[0].height, frames[0].width, short_side)
     quarter_turns = upright_quarter_turns(frames[0])
     converted = {}
@@ -171,12 +193,9 @@ def decode_video(
             converted[i] = np.ascontiguousarray(np.rot90(stored, quarter_turns))
     if quarter_turns % 2:
         height, width = width, height
-    out = (
-        np.stack([converted[i] for i in indices])
-        if indices.size
-        else np.zeros((0, height, width, 3), np.uint8)
-    )
-    return DecodedVideo(out, indices, n, fps, note, frame_times(frames, fps))
+    if not indices.size:
+        return np.zeros((0, height, width, 3), np.uint8)
+    return np.stack([converted[i] for i in indices])
 
 
 def frame_times(frames: list[av.VideoFrame], fps: float) -> np.ndarray:

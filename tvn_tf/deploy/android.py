@@ -32,7 +32,11 @@ import sys
 from absl import app
 from absl import flags
 
-from tvn_tf import model_path_flag
+from tvn_tf import cli
+
+cli.start()
+
+from tvn_tf import model_path_flag  # noqa: E402  (after cli.start)
 
 FLAGS = flags.FLAGS
 
@@ -195,5 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

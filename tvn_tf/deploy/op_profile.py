@@ -248,80 +248,25 @@ def profile(
     return result
 
 
+def _handle() -> ctypes.c_void_p:
+    return ctypes.c_void_p()
+
+
 def _profile(api, data, threads, runs, warmup, inputs, held) -> OpProfile:
-    handle = lambda: ctypes.c_void_p()  # noqa: E731
-    env = handle()
-    api.LiteRtCreateEnvironment(0, None, ctypes.byref(env))
-    held.append((api.LiteRtDestroyEnvironment, env))
-    buffer = ctypes.create_string_buffer(data, len(data))  # Must outlive the model.
-    held.append((lambda _: None, buffer))
-    model = handle()
-    api.LiteRtCreateModelFromBuffer(env, buffer, len(data), ctypes.byref(model))
-    held.append((api.LiteRtDestroyModel, model))
-    options = handle()
-    api.LiteRtCreateOptions(ctypes.byref(options))
-    held.append((api.LiteRtDestroyOptions, options))
-    api.LiteRtSetOptionsHardwareAccelerators(options, _CPU_ACCELERATOR)
-    # litert/c/options: the runtime's and XNNPACK's options travel as TOML text.
-    for identifier, toml in (
-        (b"runtime_options_string", b"enable_profiling = true\n"),
-        (b"xnnpack", f"num_threads = {threads}\n".encode()),
-    ):
-        opaque = handle()
-        api.LiteRtCreateOpaqueOptions(
-            identifier, api.strdup(toml), api.free_address, ctypes.byref(opaque)
-        )
-        api.LiteRtAddOpaqueOptions(options, opaque)  # Owned by `options` from here.
-    compiled = handle()
-    api.LiteRtCreateCompiledModel(env, model, options, ctypes.byref(compiled))
-    held.append((api.LiteRtDestroyCompiledModel, compiled))
-    signature = handle()
+    """Compiles `data` for the CPU with profiling on, fills its inputs, and profiles `runs` runs."""
+    env, model, compiled = _compile(api, data, threads, held)
+    signature = _handle()
     api.LiteRtGetModelSignature(model, 0, ctypes.byref(signature))
-
-    def buffers(kind: str) -> ctypes.Array:
-        count = ctypes.c_size_t()
-        getattr(api, f"LiteRtGetNumSignature{kind}s")(signature, ctypes.byref(count))
-        array = (ctypes.c_void_p * count.value)()
-        for i in range(count.value):
-            tensor, requirements, buf = handle(), handle(), handle()
-            getattr(api, f"LiteRtGetSignature{kind}TensorByIndex")(
-                signature, i, ctypes.byref(tensor)
-            )
-            tensor_type = ctypes.create_string_buffer(1024)  # LiteRtRankedTensorType, opaque here.
-            api.LiteRtGetRankedTensorType(tensor, tensor_type)
-            getattr(api, f"LiteRtGetCompiledModel{kind}BufferRequirements")(
-                compiled, 0, i, ctypes.byref(requirements)
-            )
-            api.LiteRtCreateManagedTensorBufferFromRequirements(
-                env, tensor_type, requirements, ctypes.byref(buf)
-            )
-            held.append((api.LiteRtDestroyTensorBuffer, buf))
-            array[i] = buf
-        return array
-
-    input_buffers, output_buffers = buffers("Input"), buffers("Output")
-    rng = np.random.default_rng(0)
-    for i, buf in enumerate(input_buffers):
-        size, address = ctypes.c_size_t(), handle()
-        api.LiteRtGetTensorBufferSize(buf, ctypes.byref(size))
-        if inputs is not None:
-            raw = np.ascontiguousarray(inputs[i]).tobytes()
-            if len(raw) != size.value:
-                raise ValueError(f"Input {i} has {len(raw)} bytes; the model takes {size.value}.")
-        else:
-            raw = rng.integers(-127, 128, size.value, dtype=np.int8).tobytes()
-            if size.value % 4 == 0:  # Floats in [-1, 1] where the input is float32.
-                raw = rng.uniform(-1, 1, size.value // 4).astype(np.float32).tobytes()
-        api.LiteRtLockTensorBuffer(buf, ctypes.byref(address), _LOCK_WRITE)
-        ctypes.memmove(address, raw, len(raw))
-        api.LiteRtUnlockTensorBuffer(buf)
+    input_buffers = _buffers(api, env, compiled, signature, "Input", held)
+    output_buffers = _buffers(api, env, compiled, signature, "Output", held)
+    _fill_inputs(api, input_buffers, inputs)
 
     def run() -> None:
         api.LiteRtRunCompiledModel(
             compiled, 0, len(input_buffers), input_buffers, len(output_buffers), output_buffers
         )
 
-    profiler = handle()
+    profiler = _handle()
     api.LiteRtCompiledModelGetProfiler(compiled, ctypes.byref(profiler))  # Owned by `compiled`.
     for _ in range(warmup):
         run()
@@ -340,6 +285,79 @@ def _profile(api, data, threads, runs, warmup, inputs, held) -> OpProfile:
     if text.value:
         api.free(text)
     return OpProfile(_ops(events, runs), runs, summary)
+
+
+def _compile(api, data, threads, held):
+    """`(env, model, compiled)`: `data` compiled for the CPU (XNNPACK on `threads`), profiling on.
+
+    Each handle is appended to `held` with its destructor.
+    """
+    env = _handle()
+    api.LiteRtCreateEnvironment(0, None, ctypes.byref(env))
+    held.append((api.LiteRtDestroyEnvironment, env))
+    buffer = ctypes.create_string_buffer(data, len(data))  # Must outlive the model.
+    held.append((lambda _: None, buffer))
+    model = _handle()
+    api.LiteRtCreateModelFromBuffer(env, buffer, len(data), ctypes.byref(model))
+    held.append((api.LiteRtDestroyModel, model))
+    options = _handle()
+    api.LiteRtCreateOptions(ctypes.byref(options))
+    held.append((api.LiteRtDestroyOptions, options))
+    api.LiteRtSetOptionsHardwareAccelerators(options, _CPU_ACCELERATOR)
+    # litert/c/options: the runtime's and XNNPACK's options travel as TOML text.
+    for identifier, toml in (
+        (b"runtime_options_string", b"enable_profiling = true\n"),
+        (b"xnnpack", f"num_threads = {threads}\n".encode()),
+    ):
+        opaque = _handle()
+        api.LiteRtCreateOpaqueOptions(
+            identifier, api.strdup(toml), api.free_address, ctypes.byref(opaque)
+        )
+        api.LiteRtAddOpaqueOptions(options, opaque)  # Owned by `options` from here.
+    compiled = _handle()
+    api.LiteRtCreateCompiledModel(env, model, options, ctypes.byref(compiled))
+    held.append((api.LiteRtDestroyCompiledModel, compiled))
+    return env, model, compiled
+
+
+def _buffers(api, env, compiled, signature, kind: str, held) -> ctypes.Array:
+    """The managed tensor buffers of the signature's inputs or outputs (`kind`: Input, Output)."""
+    count = ctypes.c_size_t()
+    getattr(api, f"LiteRtGetNumSignature{kind}s")(signature, ctypes.byref(count))
+    array = (ctypes.c_void_p * count.value)()
+    for i in range(count.value):
+        tensor, requirements, buf = _handle(), _handle(), _handle()
+        getattr(api, f"LiteRtGetSignature{kind}TensorByIndex")(signature, i, ctypes.byref(tensor))
+        tensor_type = ctypes.create_string_buffer(1024)  # LiteRtRankedTensorType, opaque here.
+        api.LiteRtGetRankedTensorType(tensor, tensor_type)
+        getattr(api, f"LiteRtGetCompiledModel{kind}BufferRequirements")(
+            compiled, 0, i, ctypes.byref(requirements)
+        )
+        api.LiteRtCreateManagedTensorBufferFromRequirements(
+            env, tensor_type, requirements, ctypes.byref(buf)
+        )
+        held.append((api.LiteRtDestroyTensorBuffer, buf))
+        array[i] = buf
+    return array
+
+
+def _fill_inputs(api, input_buffers, inputs) -> None:
+    """Writes `inputs` (or, if None, random values: floats in [-1, 1] where they fit) into the buffers."""
+    rng = np.random.default_rng(0)
+    for i, buf in enumerate(input_buffers):
+        size, address = ctypes.c_size_t(), _handle()
+        api.LiteRtGetTensorBufferSize(buf, ctypes.byref(size))
+        if inputs is not None:
+            raw = np.ascontiguousarray(inputs[i]).tobytes()
+            if len(raw) != size.value:
+                raise ValueError(f"Input {i} has {len(raw)} bytes; the model takes {size.value}.")
+        else:
+            raw = rng.integers(-127, 128, size.value, dtype=np.int8).tobytes()
+            if size.value % 4 == 0:  # Floats in [-1, 1] where the input is float32.
+                raw = rng.uniform(-1, 1, size.value // 4).astype(np.float32).tobytes()
+        api.LiteRtLockTensorBuffer(buf, ctypes.byref(address), _LOCK_WRITE)
+        ctypes.memmove(address, raw, len(raw))
+        api.LiteRtUnlockTensorBuffer(buf)
 
 
 def _ops(events, runs: int) -> tuple[OpTime, ...]:

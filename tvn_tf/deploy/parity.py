@@ -22,7 +22,7 @@ the layers it keeps in float (`--int8_denylist`), how many of its ops XNNPACK
 runs and the types of those that fall back to TFLite's kernels
 (`tflite.delegation`); for int8, the per-class logit shift its bias
 correction took out and the agreement without it
-(`quantization.correct_logit_bias`).
+(`int8_corrections.correct_logit_bias`).
 """
 
 from __future__ import annotations

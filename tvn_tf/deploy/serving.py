@@ -119,3 +119,25 @@ def saved_model_folder(path: str) -> str | None:
         if is_saved_model(folder):
             return folder
     return None
+
+
+def model_info(spec, flops: int, checkpoint: str) -> dict:
+    """The facts about an exported model that its users need (`model_info.json`).
+
+    Its input keys are `spec.input.to_json()`, read back by `ModelInput.from_json`.
+    """
+    model_input = spec.input
+    return {
+        "name": spec.name,
+        "num_classes": model_input.num_classes,
+        **model_input.to_json(),
+        "head": spec.head,
+        "flops": int(flops),
+        "checkpoint": checkpoint,
+        "tflite_input": (
+            f"float32 [1, {', '.join(str(d) for d in model_input.clip_shape)}]"
+            ": RGB frames, centre square, bilinear resize, x * 2/255 - 1 "
+            "(tvn_tf.data.preprocessing.preprocess_for_eval)"
+        ),
+        "tflite_output": f"float32 [1, {model_input.num_classes}] logits",
+    }

@@ -8,7 +8,7 @@ fails with `FlexOpsError`, naming the ops):
     dynamic_int8  int8 weights, activations quantised on the fly
     int8          full-integer: int8 weights and activations, calibrated on
                   representative clips; float32 input and output. `export`
-                  makes it through `quantization` (the debugger's per-layer
+                  makes it through `int8_analysis` (the debugger's per-layer
                   report, and layers kept in float with `--int8_denylist`)
 
 Every variant takes the Keras model's input for one clip, float32
@@ -32,6 +32,8 @@ from collections.abc import Iterable
 import numpy as np
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+# Bytes each variant's file takes per weight.
+BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic_int8": 1, "int8": 1}
 SIGNATURE = "clips"
 
 
@@ -131,7 +133,7 @@ def make_converter(
 ):
     """The `tf.lite.TFLiteConverter` of one variant, builtin ops only (see `convert`).
 
-    `quantization.analyze` starts the int8 model from it too, so both int8
+    `int8_analysis.analyze` starts the int8 model from it too, so both int8
     paths share the settings.
     """
     import tensorflow as tf

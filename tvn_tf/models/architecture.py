@@ -1,7 +1,7 @@
 """Tiny Video Network architectures as data: specs, validation, registry, scaling.
 
-An architecture is the JSON form the original search produced (see
-`found_tvns.json` beside this file, which holds the six released networks):
+An architecture is the JSON form the original search produced (the six released
+networks are in `found_tvns.json` beside this file):
 
     {"num_frames": 2, "frame_stride": 4, "image_size": 224,
      "blocks": [{"filters": 64, "expand": 4, "repeats": 2,
@@ -13,8 +13,6 @@ An architecture is the JSON form the original search produced (see
 The original's multi-stream form (`"input_streams": [...]`, each block naming the
 stream it reads) is accepted when it is a plain chain, which is how the released
 TVN-Mobile configs run.
-
-Example:
 
     arch = get_architecture("tvn1")
     bigger = scale_architecture(arch, compound=1.0)
@@ -28,6 +26,7 @@ import importlib.resources
 import json
 import math
 import os
+import re
 from typing import Any
 from collections.abc import Mapping
 
@@ -43,26 +42,18 @@ COMPOUND_ALPHA = 1.2
 COMPOUND_BETA = 1.1
 COMPOUND_GAMMA = 1.15
 
-_REQUIRED_BLOCK_FIELDS = (
-    "filters",
-    "expand",
-    "repeats",
-    "spatial_type",
-    "spatial_kernel",
-    "spatial_stride",
-    "temporal_type",
-    "temporal_kernel",
-    "temporal_stride",
-    "skip",
-    "squeeze",
-    "context_gate",
-    "non_local",
+_REQUIRED_BLOCK_FIELDS = tuple(
+    "filters expand repeats spatial_type spatial_kernel spatial_stride temporal_type "
+    "temporal_kernel temporal_stride skip squeeze context_gate non_local".split()
 )
-# JSON name -> (dataclass field, default). Defaults are the original code's.
+# The activations of a block. The original's `tiny_block` reads them together:
+# a block without "act" runs ReLU everywhere, whatever "spatial_act" and
+# "temporal_act" say; a block with "act" takes all three. `BlockSpec.to_json`
+# therefore always writes all three.
+_ACTIVATION_FIELDS = ("act", "spatial_act", "temporal_act")
+# JSON name -> (dataclass field, default), written only when not the default.
+# Defaults are the original code's ("non_local_pool" is this project's own).
 _OPTIONAL_BLOCK_FIELDS = {
-    "act": ("act", "relu"),
-    "spatial_act": ("spatial_act", "relu"),
-    "temporal_act": ("temporal_act", "relu"),
     "inv-bottle": ("inverted_bottleneck", False),
     "non_local_pool": ("non_local_pool", 2),
 }
@@ -88,10 +79,31 @@ LIMITS = {
     "non_local_pool": (1, 64),
 }
 
-# The names `layers.TinyBlock` gives a block's gates, the scopes of their ops in
+# The names `blocks.TinyBlock` gives a block's gates, the scopes of their ops in
 # a converted model; `deploy.quantization` finds the gates by them.
 SQUEEZE_EXCITE_SCOPE = "squeeze_excite"
 CONTEXT_GATE_SCOPE = "context_gate"
+
+_BLOCK_NAME = re.compile(r"block(\d+)_(\d+)")
+
+
+def block_name(block: int, application: int | None = None) -> str:
+    """The layer name of application `application` of block `block`, e.g. `block2_1`.
+
+    Without `application`, the name of the whole block (`block2`), as
+    `--learning_rate_multipliers` names it.
+    """
+    return f"block{block}" if application is None else f"block{block}_{application}"
+
+
+def parse_block_name(name: str) -> tuple[int, int] | None:
+    """`(block, application)` of a `block_name` layer name or of a path under it.
+
+    `parse_block_name("block2_1/spatial/conv/kernel")` is `(2, 1)`; a name
+    outside every block (`"head/logits"`) gives None.
+    """
+    match = _BLOCK_NAME.fullmatch(name.split("/", 1)[0])
+    return (int(match[1]), int(match[2])) if match else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,10 +141,15 @@ class BlockSpec:
         return max(self.filters * self.expand, self.filters)
 
     def to_json(self) -> dict[str, Any]:
-        """Returns the original's JSON form of this block."""
+        """Returns the original's JSON form of this block.
+
+        The three activations are always written: the original reads a block
+        without "act" as ReLU everywhere.
+        """
         out = {name: getattr(self, name) for name in _REQUIRED_BLOCK_FIELDS}
         out["skip"] = int(self.skip)
         out["context_gate"] = int(self.context_gate)
+        out.update({name: getattr(self, name) for name in _ACTIVATION_FIELDS})
         for json_name, (field, default) in _OPTIONAL_BLOCK_FIELDS.items():
             value = getattr(self, field)
             if value != default:
@@ -169,8 +186,8 @@ def _fail(where: str, field: str, value: Any, allowed: str) -> None:
     raise ValueError(f"{where}: field '{field}' is {value!r}; expected {allowed}.")
 
 
-def _int_field(where: str, data: Mapping[str, Any], field: str) -> int:
-    value = data[field]
+def _int_field(where: str, data: Mapping[str, Any], field: str, default: int = 0) -> int:
+    value = data.get(field, default)
     low, high = LIMITS[field]
     if (
         isinstance(value, bool)
@@ -220,7 +237,7 @@ def block_from_json(data: Mapping[str, Any], where: str = "block") -> BlockSpec:
             f"{where}: missing field(s) {', '.join(missing)}; a block needs "
             f"{', '.join(_REQUIRED_BLOCK_FIELDS)}."
         )
-    known = set(_REQUIRED_BLOCK_FIELDS) | set(_OPTIONAL_BLOCK_FIELDS)
+    known = set(_REQUIRED_BLOCK_FIELDS) | set(_OPTIONAL_BLOCK_FIELDS) | set(_ACTIVATION_FIELDS)
     unknown = sorted(set(data) - known)
     if unknown:
         _fail(
@@ -232,10 +249,6 @@ def block_from_json(data: Mapping[str, Any], where: str = "block") -> BlockSpec:
     squeeze = data["squeeze"]
     if isinstance(squeeze, bool) or not isinstance(squeeze, (int, float)) or not 0 <= squeeze <= 1:
         _fail(where, "squeeze", squeeze, "a number in [0, 1]")
-    if "non_local_pool" in data:
-        non_local_pool = _int_field(where, data, "non_local_pool")
-    else:
-        non_local_pool = _OPTIONAL_BLOCK_FIELDS["non_local_pool"][1]
     return BlockSpec(
         filters=_int_field(where, data, "filters"),
         expand=_int_field(where, data, "expand"),
@@ -250,12 +263,37 @@ def block_from_json(data: Mapping[str, Any], where: str = "block") -> BlockSpec:
         squeeze=float(squeeze),
         context_gate=_flag_field(where, data, "context_gate"),
         non_local=_int_field(where, data, "non_local"),
-        non_local_pool=non_local_pool,
+        non_local_pool=_int_field(
+            where, data, "non_local_pool", _OPTIONAL_BLOCK_FIELDS["non_local_pool"][1]
+        ),
         inverted_bottleneck=_flag_field(where, data, "inv-bottle"),
-        act=_choice_field(where, data, "act", ACTIVATIONS, "relu"),
-        spatial_act=_choice_field(where, data, "spatial_act", ACTIVATIONS, "relu"),
-        temporal_act=_choice_field(where, data, "temporal_act", ACTIVATIONS, "relu"),
+        **_activations(where, data),
     )
+
+
+def with_named_activations(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A block's JSON with each activation it leaves out named, as ReLU.
+
+    The rule of this project's stored forms (a run's `model.json`, a block's
+    Keras config), where each activation defaults to ReLU on its own: a block
+    naming only `"spatial_act": "hswish"` ends in ReLU after hard-swish spatial
+    ops. Naming all three keeps that meaning under the original's rule.
+    """
+    return {**dict.fromkeys(_ACTIVATION_FIELDS, "relu"), **block}
+
+
+def _activations(where: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """The block's three activations, read as the original's `tiny_block` reads them.
+
+    Without "act", every activation is ReLU and "spatial_act" / "temporal_act"
+    are ignored (still validated). With "act", each of the three is its own
+    field; a missing "spatial_act" or "temporal_act" (which the original cannot
+    build) is ReLU.
+    """
+    named = {f: _choice_field(where, data, f, ACTIVATIONS, "relu") for f in _ACTIVATION_FIELDS}
+    if "act" not in data:
+        return dict.fromkeys(_ACTIVATION_FIELDS, "relu")
+    return named
 
 
 def _flatten_streams(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -382,6 +420,24 @@ def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
     return int(rounded)
 
 
+def _multipliers(
+    resolution: float, width: float, depth: float, frames: float, compound: float
+) -> tuple[float, float, float, float]:
+    """Validates `scale_architecture`'s multipliers and folds `compound` into them."""
+    names = ("resolution", "width", "depth", "frames")
+    for flag, value in zip(names, (resolution, width, depth, frames)):
+        if not value > 0:
+            raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
+    if compound < 0:
+        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
+    return (
+        resolution * COMPOUND_GAMMA**compound,
+        width * COMPOUND_BETA**compound,
+        depth * COMPOUND_ALPHA**compound,
+        frames,
+    )
+
+
 def scale_architecture(
     arch: Architecture,
     resolution: float = 1.0,
@@ -410,19 +466,7 @@ def scale_architecture(
       ValueError: if a multiplier is not positive, or the scaled architecture
         is outside `LIMITS` (naming the block, field and value).
     """
-    for flag, value in (
-        ("resolution", resolution),
-        ("width", width),
-        ("depth", depth),
-        ("frames", frames),
-    ):
-        if not value > 0:
-            raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
-    if compound < 0:
-        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
-    depth *= COMPOUND_ALPHA**compound
-    width *= COMPOUND_BETA**compound
-    resolution *= COMPOUND_GAMMA**compound
+    resolution, width, depth, frames = _multipliers(resolution, width, depth, frames, compound)
     if (resolution, width, depth, frames) == (1, 1, 1, 1):
         return arch
     image_size = arch.image_size

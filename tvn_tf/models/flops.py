@@ -84,7 +84,7 @@ def count_flops(model: keras.Model) -> FlopCount:
     """Counts the FLOPs of one clip through `model`, layer by layer.
 
     Args:
-      model: A functional model from `build_model`.
+      model: A `tvn.TinyVideoNetwork` (a functional model).
 
     Returns:
       The `FlopCount`.

@@ -7,7 +7,7 @@ builds a model from an architecture asks first:
     memory.check_fits(arch, num_classes=50)                       # model_info, export
     memory.check_fits(arch, 50, batch_size=16, training=True)     # train, search candidates
 
-`estimate` mirrors `tvn.build_model` and `layers.TinyBlock` op by op: the
+`estimate` mirrors `tvn.TinyVideoNetwork` and `blocks.TinyBlock` op by op: the
 parameter count is exact (Keras's `count_params`: weights, biases and the four
 batch-norm vectors per channel), the activation sizes are those of the tensors
 one clip produces in a forward pass.
@@ -94,7 +94,7 @@ class _Tally:
 
 
 def estimate(arch: arch_lib.Architecture, num_classes: int) -> MemoryEstimate:
-    """The sizes of `tvn.build_model(arch, num_classes)` (mean head), computed arithmetically."""
+    """The sizes of `tvn.TinyVideoNetwork(arch, num_classes)` (mean head), computed arithmetically."""
     tally = _Tally()
     frames, size, channels = arch.num_frames, arch.image_size, 3
     tally.tensor(frames * size * size * channels)  # The input clip.
@@ -119,7 +119,7 @@ def _block(
     strides: int,
     use_temporal: bool,
 ) -> tuple[int, int, int]:
-    """One `layers.TinyBlock` application; returns its output (frames, size, channels)."""
+    """One `blocks.TinyBlock` application; returns its output (frames, size, channels)."""
     in_frames, in_channels = frames, channels
     expanded = spec.expanded_filters
     width = expanded if spec.inverted_bottleneck else spec.filters
@@ -127,21 +127,9 @@ def _block(
     if spec.inverted_bottleneck and spec.expand > 0:
         tally.conv_bn(channels, expanded, 1, frames * size * size * expanded, act=True)
         channels = expanded
-    # Spatial op (a kernel of 1: none).
-    k = spec.spatial_kernel
-    stride = spec.spatial_stride if strides == 0 else strides
-    if k > 1:
-        if spec.spatial_type in ("std", "depth"):
-            tally.conv_bn(channels, width, 1, frames * size * size * width, act=True)
-            channels = width
-        size = math.ceil(size / stride)
-        if spec.spatial_type in ("std", "1std"):
-            tally.conv_bn(channels, width, k * k, values() // channels * width, act=True)
-            channels = width
-        elif spec.spatial_type == "depth":
-            tally.conv_bn(channels, channels, k * k, values(), act=True, depthwise=True)
-        else:
-            tally.tensor(values())
+    size, channels = _spatial(
+        tally, spec, frames, size, channels, spec.spatial_stride if strides == 0 else strides
+    )
     # Temporal op, when this application runs it and the clip has frames to mix.
     if use_temporal and frames > 1 and spec.temporal_kernel > 1:
         t_stride = spec.temporal_stride if strides == 0 else strides
@@ -171,17 +159,52 @@ def _block(
         tally.tensor(values())
     tally.tensor(values())  # The block's activation.
     if spec.non_local:
-        bottleneck = spec.non_local
-        positions = frames * size * size
-        pooled = frames * math.ceil(size / spec.non_local_pool) ** 2
-        tally.params += 3 * (channels * bottleneck + bottleneck)
-        tally.conv_bn(bottleneck, channels, 1, values(), act=False)
-        tally.tensor(positions * bottleneck, 4)  # theta, phi, g and the attended values.
-        tally.tensor(pooled * bottleneck, 2)
-        tally.attention = max(tally.attention, positions * pooled)
-        tally.tensor(positions * pooled, 2)  # The attention matrix and its softmax.
-        tally.tensor(values())  # The sum.
+        _non_local(tally, spec, frames, size, channels)
     return frames, size, channels
+
+
+def _spatial(
+    tally: _Tally,
+    spec: arch_lib.BlockSpec,
+    frames: int,
+    size: int,
+    channels: int,
+    stride: int,
+) -> tuple[int, int]:
+    """The block's spatial op (`layers.SpatialOp`; a kernel of 1: none); returns (size, channels)."""
+    k = spec.spatial_kernel
+    if k == 1:
+        return size, channels
+    width = spec.expanded_filters if spec.inverted_bottleneck else spec.filters
+    if spec.spatial_type in ("std", "depth"):
+        tally.conv_bn(channels, width, 1, frames * size * size * width, act=True)
+        channels = width
+    size = math.ceil(size / stride)
+    values = frames * size * size * channels
+    if spec.spatial_type in ("std", "1std"):
+        tally.conv_bn(channels, width, k * k, values // channels * width, act=True)
+        channels = width
+    elif spec.spatial_type == "depth":
+        tally.conv_bn(channels, channels, k * k, values, act=True, depthwise=True)
+    else:
+        tally.tensor(values)
+    return size, channels
+
+
+def _non_local(
+    tally: _Tally, spec: arch_lib.BlockSpec, frames: int, size: int, channels: int
+) -> None:
+    """The non-local block after the block's activation (`gates.NonLocal`)."""
+    bottleneck = spec.non_local
+    positions = frames * size * size
+    pooled = frames * math.ceil(size / spec.non_local_pool) ** 2
+    tally.params += 3 * (channels * bottleneck + bottleneck)
+    tally.conv_bn(bottleneck, channels, 1, positions * channels, act=False)
+    tally.tensor(positions * bottleneck, 4)  # theta, phi, g and the attended values.
+    tally.tensor(pooled * bottleneck, 2)
+    tally.attention = max(tally.attention, positions * pooled)
+    tally.tensor(positions * pooled, 2)  # The attention matrix and its softmax.
+    tally.tensor(positions * channels)  # The sum.
 
 
 def available_memory() -> tuple[int, str]:

@@ -8,8 +8,12 @@ import json
 import os
 from typing import Any
 
+import optuna
+
 from tvn_tf import atomic
-from tvn_tf.search import engine
+from tvn_tf.search import config as config_lib
+from tvn_tf.search import records
+from tvn_tf.search import storage as storage_lib
 
 CSV_FIELDS = (
     "number",
@@ -42,22 +46,22 @@ def trial_rows(trials) -> list[dict[str, Any]]:
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
         a = t.user_attrs
-        if a.get("over_budget") or "architecture" not in a:
+        if a.get(records.OVER_BUDGET) or records.ARCHITECTURE not in a:
             continue
-        arch, timings = a["architecture"], a.get("timings", {})
+        arch, timings = a[records.ARCHITECTURE], a.get(records.TIMINGS, {})
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name,
-                "feasible": a.get("feasible"),
+                "feasible": a.get(records.FEASIBLE),
                 "fitness": t.value if t.state.name == "COMPLETE" else None,
-                "latency_ms": a.get("latency_ms"),
-                "params": a.get("params"),
-                "flops": a.get("flops"),
-                "parent": a.get("parent"),
-                "mutation": a.get("mutation"),
-                "reason": a.get("reason"),
-                "canonical": a.get("canonical"),
+                "latency_ms": a.get(records.LATENCY_MS),
+                "params": a.get(records.PARAMS),
+                "flops": a.get(records.FLOPS),
+                "parent": a.get(records.PARENT),
+                "mutation": a.get(records.MUTATION),
+                "reason": a.get(records.REASON),
+                "canonical": a.get(records.CANONICAL),
                 "image_size": arch["image_size"],
                 "num_frames": arch["num_frames"],
                 "frame_stride": arch["frame_stride"],
@@ -66,7 +70,7 @@ def trial_rows(trials) -> list[dict[str, Any]]:
                     f"{k}_s": timings.get(k)
                     for k in ("build", "convert", "time", "train", "evaluate")
                 },
-                "worker": a.get("worker"),
+                "worker": a.get(records.WORKER),
                 "architecture": json.dumps(arch, sort_keys=True),
             }
         )
@@ -154,45 +158,50 @@ def plot(path: str, rows, max_latency_ms: float, title: str, compare=None) -> No
 
 
 def load_compare(spec: str) -> tuple[str, list[dict]]:
-    """`--compare_study`: a search's --model_dir, or STORAGE_URL[#STUDY_NAME]."""
-    import optuna
+    """`--compare_study`: a search's --model_dir, or STORAGE_URL[#STUDY_NAME].
 
+    Returns:
+      The curve's label ("ALGORITHM (STUDY)") and the study's `trial_rows`.
+
+    Raises:
+      ValueError: one line naming --compare_study, when it names no study.
+    """
     url, _, name = spec.partition("#")
     if "://" not in url:
-        url = "sqlite:///" + os.path.abspath(os.path.join(url, engine.STUDY_DB))
-        if not os.path.exists(url[len("sqlite:///") :]):
-            raise ValueError(f"--compare_study={spec}: no {engine.STUDY_DB} there.")
-    path = engine.sqlite_path(url)
+        url = storage_lib.storage_url("", url)
+        if not os.path.exists(storage_lib.sqlite_path(url)):
+            raise ValueError(f"--compare_study={spec}: no {records.STUDY_DB} there.")
+    path = storage_lib.sqlite_path(url)
     if path is not None and not os.path.isfile(path):  # Never a new database for a comparison.
         raise ValueError(f"--compare_study={spec}: no study database at {path}.")
-    storage = engine.open_storage(url, flag="--compare_study")
-    with engine._quiet_optuna():  # noqa: SLF001
-        names = [s.study_name for s in storage.get_all_studies()]
+    storage = storage_lib.open_storage(url, flag="--compare_study")
+    with storage_lib.quiet_optuna():
+        names = storage_lib.study_names(storage)
         if not names or (name and name not in names):
             raise ValueError(
                 f"--compare_study={spec}: no such study (the database has "
                 f"{', '.join(names) or 'none'})."
             )
         study = optuna.load_study(study_name=name or names[0], storage=storage)
-    algorithm = study.user_attrs.get(engine.SETTINGS_ATTR, {}).get("algorithm", "other")
+    algorithm = study.user_attrs.get(records.SETTINGS_ATTR, {}).get("algorithm", "other")
     return f"{algorithm} ({study.study_name})", trial_rows(study.get_trials(deepcopy=False))
 
 
-def write_all(search: engine.Search, config: engine.SearchConfig) -> None:
+def write_all(study: optuna.Study, config: config_lib.SearchConfig) -> None:
     """trials.csv, best_architecture.json and search_report.png in the model dir."""
     os.makedirs(config.model_dir, exist_ok=True)
-    trials = search.study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False)
     rows = trial_rows(trials)
-    write_csv(os.path.join(config.model_dir, "trials.csv"), rows)
-    best = engine.best_trial(trials)
+    write_csv(os.path.join(config.model_dir, records.TRIALS_CSV), rows)
+    best = records.best_trial(trials)
     if best is not None:
         atomic.write_json(
-            os.path.join(config.model_dir, engine.BEST_ARCHITECTURE),
-            best.user_attrs["architecture"],
+            os.path.join(config.model_dir, records.BEST_ARCHITECTURE),
+            best.user_attrs[records.ARCHITECTURE],
         )
     compare = load_compare(config.compare_study) if config.compare_study else None
     plot(
-        os.path.join(config.model_dir, "search_report.png"),
+        os.path.join(config.model_dir, records.REPORT_PNG),
         rows,
         config.max_latency_ms,
         f"{config.algorithm} ({config.study_name})",

@@ -49,6 +49,7 @@ MAX_PARAMS_ESTIMATE = 300_000_000
 
 
 _BLOCK_DEFAULTS = {"non_local_pool": 2}  # Fields `BlockSpec.to_json` leaves out at their default.
+_ACTIVATIONS = ("act", "spatial_act", "temporal_act")  # A block's, each "relu" by default.
 
 
 def _full_json(arch: arch_lib.Architecture) -> dict[str, Any]:
@@ -326,7 +327,9 @@ def canonical_json(arch: arch_lib.Architecture) -> str:
     frames = arch.num_frames
     blocks = []
     for b in data["blocks"]:
-        b = {k: b[k] for k in sorted(b)}
+        # A ReLU is left out, so a key depends on the network alone, not on whether
+        # its JSON names the default activation (keys stored in studies stay valid).
+        b = {k: b[k] for k in sorted(b) if not (k in _ACTIVATIONS and b[k] == "relu")}
         if b["spatial_kernel"] == 1:
             b["spatial_type"], b["spatial_stride"] = "-", 1
         if b["temporal_kernel"] == 1 or frames == 1:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import keras
 
 from tvn_tf.models import architecture as arch_lib
-from tvn_tf.models import layers
+from tvn_tf.models import heads as heads_lib
 from tvn_tf.models import tvn
 
 
@@ -65,7 +65,7 @@ def build_training_model(
     heads, outputs = [], [model.outputs[0]]
     for name in names:
         block = model.get_layer(name)
-        head = layers.ClassificationHead(
+        head = heads_lib.ClassificationHead(
             num_classes, block.output_frames, dropout_rate=0.0, dtype="float32", name=f"aux_{name}"
         )
         heads.append(head)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import keras
 from keras import ops
+
+from tvn_tf.models import architecture as arch_lib
 
 OPTIMIZERS = ("momentum", "rmsprop", "adamw")
 
@@ -81,9 +82,6 @@ def make_optimizer(
     return optimizer
 
 
-_BLOCK_VARIABLE = re.compile(r"^(block\d+)_\d+/")
-
-
 def parse_multipliers(entries: Sequence[str], num_blocks: int) -> dict[str, float]:
     """`--learning_rate_multipliers`: `['block0:0.1']` -> `{'block0': 0.1}`.
 
@@ -123,7 +121,7 @@ def scale_gradients(grads: Sequence, variables: Sequence, multipliers: dict[str,
     """
     scaled = []
     for grad, variable in zip(grads, variables):
-        match = _BLOCK_VARIABLE.match(variable.path)
-        factor = multipliers.get(match.group(1), 1.0) if match else 1.0
+        block = arch_lib.parse_block_name(variable.path)
+        factor = multipliers.get(arch_lib.block_name(block[0]), 1.0) if block else 1.0
         scaled.append(grad if grad is None or factor == 1.0 else grad * factor)
     return scaled
