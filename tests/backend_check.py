@@ -41,11 +41,12 @@ def block_tensorflow() -> None:
 def architectures(width: float = WIDTH, image_size: int = IMAGE_SIZE) -> dict[str, Any]:
     """Every released TVN, scaled to `image_size` pixels and `width` times the filters."""
     from tvn_tf.models import architecture as arch_lib
+    from tvn_tf.models import scaling
 
     archs = {}
     for name in arch_lib.list_architectures():
         arch = arch_lib.get_architecture(name)
-        archs[name] = arch_lib.scale_architecture(
+        archs[name] = scaling.scale_architecture(
             arch, resolution=image_size / arch.image_size, width=width
         )
     return archs

@@ -235,10 +235,10 @@ def test_android_parser_takes_model_path_and_the_old_model_flag(out, run_module)
 
 def test_block_profile_times_every_prefix_in_the_real_interpreter(tmp_path, run_module):
     """tools/profile_blocks.py: one row per block application and the head, in order."""
-    from tvn_tf.models import architecture, flops, tvn
+    from tvn_tf.models import architecture, flops, scaling, tvn
 
     # TVN-1's first two blocks (three applications): each prefix is an int8 conversion.
-    arch = architecture.scale_architecture(architecture.get_architecture("tvn1"), width=0.25)
+    arch = scaling.scale_architecture(architecture.get_architecture("tvn1"), width=0.25)
     arch = dataclasses.replace(arch, name="tvn1_front", image_size=32, blocks=arch.blocks[:2])
     arch_json = tmp_path / "front.json"
     arch_json.write_text(json.dumps(arch.to_json()))

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import scaling
 from tvn_tf.models import tvn
 from tvn_tf.training import deep_supervision
 
 
 def test_aux_classifiers_share_the_blocks_and_name_bad_blocks():
     arch = dataclasses.replace(
-        arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25), image_size=32
+        scaling.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25), image_size=32
     )
     model = tvn.build_model(arch, num_classes=5)
     assert tvn.block_names(arch) == [x.name for x in model.layers if x.name.startswith("block")]

@@ -20,7 +20,7 @@ import optuna
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags, trials_of
-from tvn_tf.search import records
+from tvn_tf.search import records as records_lib
 from tvn_tf.search import storage as storage_lib
 
 OLD_TRIALS = "number,state\n0,COMPLETE\n"
@@ -31,9 +31,9 @@ def _records(folder, db: bytes | None) -> dict[str, bytes]:
     """A model dir holding an earlier study's records; `db` the bytes of its search.db."""
     folder.mkdir()
     (folder / "trials.csv").write_text(OLD_TRIALS)
-    (folder / records.BEST_ARCHITECTURE).write_text(OLD_BEST)
+    (folder / records_lib.BEST_ARCHITECTURE).write_text(OLD_BEST)
     if db is not None:
-        (folder / records.STUDY_DB).write_bytes(db)
+        (folder / records_lib.STUDY_DB).write_bytes(db)
     return _snapshot(folder)
 
 
@@ -52,7 +52,9 @@ def test_refusals_name_the_file_or_flag_and_keep_the_records(tiny_data, tmp_path
     named = tmp_path / "named"
     named.mkdir()
     optuna.create_study(
-        storage=f"sqlite:///{named / records.STUDY_DB}", study_name="search", direction="maximize"
+        storage=f"sqlite:///{named / records_lib.STUDY_DB}",
+        study_name="search",
+        direction="maximize",
     )
     (named / "trials.csv").write_text(OLD_TRIALS)
     kept["named"] = _snapshot(named)
@@ -116,13 +118,13 @@ def test_refusals_name_the_file_or_flag_and_keep_the_records(tiny_data, tmp_path
     with open(tmp_path / "too_slow" / "trials.csv") as f:
         (row,) = csv.DictReader(f)
     assert row["feasible"] == "False" and "latency" in row["reason"]
-    assert not (tmp_path / "too_slow" / records.BEST_ARCHITECTURE).exists()
+    assert not (tmp_path / "too_slow" / records_lib.BEST_ARCHITECTURE).exists()
 
 
 def _running_with_heartbeat(model_dir):
     """The study's running trials once one has a candidate and a heartbeat (else [])."""
     try:
-        storage = storage_lib.open_storage(f"sqlite:///{model_dir}/{records.STUDY_DB}")
+        storage = storage_lib.open_storage(f"sqlite:///{model_dir}/{records_lib.STUDY_DB}")
         study = optuna.load_study(study_name="search", storage=storage)
     except (ValueError, KeyError):
         return []  # The study is not created yet.

@@ -393,8 +393,9 @@ def test_bad_input_stops_with_one_line(case, expected, bad_input_results):
 
 def _tiny_architecture_json() -> str:
     from tvn_tf.models import architecture as arch_lib
+    from tvn_tf.models import scaling
 
-    arch = arch_lib.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25)
+    arch = scaling.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25)
     return json.dumps({**arch.to_json(), "image_size": 32})
 
 

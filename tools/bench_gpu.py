@@ -243,6 +243,7 @@ def main(argv):
     import keras
 
     from tvn_tf.models import architecture as arch_lib
+    from tvn_tf.models import scaling
 
     try:
         batches = _check_flags(FLAGS.models)
@@ -255,7 +256,7 @@ def main(argv):
     for name in FLAGS.models:
         native = arch_lib.get_architecture(name)
         size = FLAGS.image_size or native.image_size
-        arch = arch_lib.scale_architecture(native, resolution=size / native.image_size)
+        arch = scaling.scale_architecture(native, resolution=size / native.image_size)
         size = arch.image_size  # Rounded to a multiple of 8 (at least 32).
         forward_gflops = clip_gflops(name, size, native.image_size)
         for dtype in FLAGS.dtypes:

@@ -57,9 +57,7 @@ def run(main: Callable[[list[str]], Any], define_flags: Callable[[], None]) -> N
     app.run(main)
 
 
-def from_flags(
-    cls: type[T], flag_values: flags.FlagValues | None = None, **overrides: Any
-) -> T:
+def from_flags(cls: type[T], flag_values: flags.FlagValues | None = None, **overrides: Any) -> T:
     """Builds the dataclass `cls` by keyword from the flags named as its fields.
 
     Fields without a flag of their name keep their defaults, unless given in

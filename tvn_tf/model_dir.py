@@ -48,6 +48,7 @@ from typing import IO, Any
 from absl import logging
 
 from tvn_tf import atomic, errors
+from tvn_tf.models import architecture as arch_lib
 from tvn_tf.models.model_input import ModelInput
 
 SPEC_FILE = "model.json"
@@ -108,27 +109,11 @@ class ModelSpec:
     def from_json(cls, data: dict[str, Any]) -> ModelSpec:
         return cls(
             name=data["name"],
-            architecture=cls._named_activations(data["architecture"]),
+            architecture=arch_lib.named_activations_json(data["architecture"]),
             class_names=tuple(data["class_names"]),
             head=data.get("head", "mean"),
             dropout_rate=data.get("dropout_rate", 0.5),
         )
-
-    @staticmethod
-    def _named_activations(architecture: dict[str, Any]) -> dict[str, Any]:
-        """`architecture` with each block's three activations named, as it was trained.
-
-        In `model.json` an activation a block does not name is ReLU on its own
-        (`architecture.with_named_activations`); naming all three keeps that
-        meaning and matches `BlockSpec.to_json`.
-        """
-        from tvn_tf.models import architecture as arch_lib
-
-        blocks = architecture.get("blocks")
-        if not isinstance(blocks, list):
-            return architecture
-        named = [arch_lib.with_named_activations(b) if isinstance(b, dict) else b for b in blocks]
-        return {**architecture, "blocks": named}
 
     def model_config(self) -> dict[str, Any]:
         """The `tvn.TinyVideoNetwork` config of the model this spec describes."""

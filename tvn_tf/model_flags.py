@@ -16,13 +16,14 @@ from absl import flags
 
 from tvn_tf import cli
 from tvn_tf.models import architecture as arch_lib
+from tvn_tf.models import scaling
 
 FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
 class ArchitectureOptions:
-    """Which architecture to build, and how to scale it (`architecture.scale_architecture`).
+    """Which architecture to build, and how to scale it (`scaling.scale_architecture`).
 
     Attributes:
       model: A released architecture's name (`architecture.list_architectures`).
@@ -54,7 +55,7 @@ class ArchitectureOptions:
                 arch = arch_lib.get_architecture(self.model)
             except ValueError as e:
                 raise ValueError(f"--model: {e}") from None
-        return arch_lib.scale_architecture(
+        return scaling.scale_architecture(
             arch,
             resolution=self.resolution_multiplier,
             width=self.width_multiplier,

@@ -1,4 +1,4 @@
-"""Tiny Video Network architectures as data: specs, validation, registry, scaling.
+"""Tiny Video Network architectures as data: specs, validation, the registry.
 
 An architecture is the JSON form the original search produced (the six released
 networks are in `found_tvns.json` beside this file):
@@ -15,8 +15,9 @@ stream it reads) is accepted when it is a plain chain, which is how the released
 TVN-Mobile configs run.
 
     arch = get_architecture("tvn1")
-    bigger = scale_architecture(arch, compound=1.0)
     custom = load_architecture_json("my_tvn.json")
+
+Scaling along the paper's axes is `scaling.scale_architecture`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import json
-import math
 import os
 import re
 from typing import Any
@@ -35,12 +35,6 @@ from tvn_tf.models.model_input import ModelInput
 SPATIAL_TYPES = ("std", "depth", "maxpool", "avgpool", "1std")
 TEMPORAL_TYPES = ("1d", "maxpool", "avgpool")
 ACTIVATIONS = ("relu", "hswish")
-
-# EfficientNet's compound scaling constants (Tan & Le 2019): depth, width and
-# resolution grow as alpha**phi, beta**phi, gamma**phi.
-COMPOUND_ALPHA = 1.2
-COMPOUND_BETA = 1.1
-COMPOUND_GAMMA = 1.15
 
 _REQUIRED_BLOCK_FIELDS = tuple(
     "filters expand repeats spatial_type spatial_kernel spatial_stride temporal_type "
@@ -275,11 +269,26 @@ def with_named_activations(block: Mapping[str, Any]) -> dict[str, Any]:
     """A block's JSON with each activation it leaves out named, as ReLU.
 
     The rule of this project's stored forms (a run's `model.json`, a block's
-    Keras config), where each activation defaults to ReLU on its own: a block
-    naming only `"spatial_act": "hswish"` ends in ReLU after hard-swish spatial
-    ops. Naming all three keeps that meaning under the original's rule.
+    Keras config, a search trial's architecture), where each activation defaults
+    to ReLU on its own: a block naming only `"spatial_act": "hswish"` ends in
+    ReLU after hard-swish spatial ops. Naming all three keeps that meaning under
+    the original's rule.
     """
     return {**dict.fromkeys(_ACTIVATION_FIELDS, "relu"), **block}
+
+
+def named_activations_json(data: Any) -> Any:
+    """An architecture's stored JSON with every block's activations named (see above)."""
+    blocks = data.get("blocks") if isinstance(data, Mapping) else None
+    if not isinstance(blocks, list):
+        return data
+    named = [with_named_activations(b) if isinstance(b, Mapping) else b for b in blocks]
+    return {**data, "blocks": named}
+
+
+def architecture_from_stored_json(data: Mapping[str, Any], name: str = "custom") -> Architecture:
+    """`architecture_from_json` of a form this project stored (`named_activations_json`)."""
+    return architecture_from_json(named_activations_json(data), name)
 
 
 def _activations(where: str, data: Mapping[str, Any]) -> dict[str, str]:
@@ -403,95 +412,3 @@ def load_architecture_json(path: str | os.PathLike[str]) -> Architecture:
         return architecture_from_json(data, name)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-
-
-def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
-    """Scales a width and rounds it to a multiple of `divisor` (as EfficientNet).
-
-    A multiplier of 1 returns `filters` unchanged, so odd released widths (348)
-    survive.
-    """
-    if multiplier == 1:
-        return filters
-    scaled = filters * multiplier
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:  # Never round down by more than 10%.
-        rounded += divisor
-    return int(rounded)
-
-
-def _multipliers(
-    resolution: float, width: float, depth: float, frames: float, compound: float
-) -> tuple[float, float, float, float]:
-    """Validates `scale_architecture`'s multipliers and folds `compound` into them."""
-    names = ("resolution", "width", "depth", "frames")
-    for flag, value in zip(names, (resolution, width, depth, frames)):
-        if not value > 0:
-            raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
-    if compound < 0:
-        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
-    return (
-        resolution * COMPOUND_GAMMA**compound,
-        width * COMPOUND_BETA**compound,
-        depth * COMPOUND_ALPHA**compound,
-        frames,
-    )
-
-
-def scale_architecture(
-    arch: Architecture,
-    resolution: float = 1.0,
-    width: float = 1.0,
-    depth: float = 1.0,
-    frames: float = 1.0,
-    compound: float = 0.0,
-) -> Architecture:
-    """Scales an architecture along the paper's axes.
-
-    Args:
-      arch: The architecture to scale.
-      resolution: Multiplier for the input image size (rounded to a multiple of 8).
-      width: Multiplier for every block's filters (rounded to a multiple of 8).
-      depth: Multiplier for every block's repeats (rounded up).
-      frames: Multiplier for the number of input frames (rounded, at least 1).
-      compound: EfficientNet-style coefficient phi; multiplies depth by
-        1.2**phi, width by 1.1**phi and resolution by 1.15**phi on top of the
-        explicit multipliers.
-
-    Returns:
-      A new `Architecture`; the name records the scaling. All multipliers at
-      their defaults return `arch` itself.
-
-    Raises:
-      ValueError: if a multiplier is not positive, or the scaled architecture
-        is outside `LIMITS` (naming the block, field and value).
-    """
-    resolution, width, depth, frames = _multipliers(resolution, width, depth, frames, compound)
-    if (resolution, width, depth, frames) == (1, 1, 1, 1):
-        return arch
-    image_size = arch.image_size
-    if resolution != 1:
-        image_size = max(32, int(round(arch.image_size * resolution / 8)) * 8)
-    num_frames = max(1, int(round(arch.num_frames * frames)))
-    blocks = tuple(
-        dataclasses.replace(
-            b,
-            filters=round_filters(b.filters, width),
-            repeats=b.repeats if depth == 1 else int(math.ceil(b.repeats * depth)),
-        )
-        for b in arch.blocks
-    )
-    parts = [
-        f"{k}{v:g}"
-        for k, v in (("r", resolution), ("w", width), ("d", depth), ("f", frames))
-        if v != 1
-    ]
-    scaled = Architecture(
-        name=f"{arch.name}_" + "_".join(parts),
-        num_frames=num_frames,
-        frame_stride=arch.frame_stride,
-        image_size=image_size,
-        blocks=blocks,
-    )
-    # The same limits as a JSON file: a width of 1000x would only exhaust memory.
-    return architecture_from_json(scaled.to_json(), scaled.name)

@@ -69,7 +69,7 @@ class TinyVideoNetwork(keras.Model):
 
     Args:
       architecture: The architecture (`get_architecture`,
-        `load_architecture_json`, `scale_architecture`).
+        `load_architecture_json`, `scaling.scale_architecture`).
       num_classes: Width of the classifier.
       dropout_rate: Dropout before the classifier (training only).
       head: `'mean'` (clip mean, the released models) or `'softmax_pool'`

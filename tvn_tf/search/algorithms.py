@@ -124,7 +124,7 @@ class TournamentEvolution(SearchAlgorithm):
         size = min(self.tournament_size, len(parents))
         drawn = rng.choice(len(parents), size=size, replace=False)
         parent = parents[int(min(drawn))]  # Sorted best first.
-        base = arch_lib.architecture_from_json(parent.user_attrs[records.ARCHITECTURE])
+        base = arch_lib.architecture_from_stored_json(parent.user_attrs[records.ARCHITECTURE])
         arch, mutation = self.space.mutate(base, rng)
         return Proposal(arch, parent.number, mutation)
 

@@ -196,7 +196,7 @@ class Search:
         attrs = trial.user_attrs
         if records.ARCHITECTURE in attrs:  # A dead worker's candidate, queued again.
             name = f"trial{trial.number}"
-            arch = arch_lib.architecture_from_json(attrs[records.ARCHITECTURE], name)
+            arch = arch_lib.architecture_from_stored_json(attrs[records.ARCHITECTURE], name)
         else:
             arch = self._propose(trial)
         trial.set_user_attr(records.WORKER, self.worker)

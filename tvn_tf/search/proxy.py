@@ -161,7 +161,7 @@ def retrain_best(config: config_lib.SearchConfig, best) -> dict[str, Any]:
         if done.get("trial") == best.number and done.get("epochs") == config.final_epochs:
             return done
     name = f"trial{best.number}"  # One folder per best: a new best retrains that one.
-    arch = arch_lib.architecture_from_json(best.user_attrs[records.ARCHITECTURE], name)
+    arch = arch_lib.architecture_from_stored_json(best.user_attrs[records.ARCHITECTURE], name)
     proxy = config.proxy
     train_config = dataclasses.replace(
         proxy,
