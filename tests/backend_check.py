@@ -148,7 +148,7 @@ def run(
     rng = np.random.default_rng(0)
     for name, arch in architectures(width, image_size).items():
         keras.utils.set_random_seed(0)
-        model = tvn.build_model(arch, NUM_CLASSES, dropout_rate=0.0)
+        model = tvn.TinyVideoNetwork(arch, NUM_CLASSES, dropout_rate=0.0)
         info: dict[str, Any] = {
             "params": model.count_params(),
             "input_shape": list(model.input_shape),
@@ -176,7 +176,7 @@ def run(
 
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         try:
-            mixed = tvn.build_model(arch, NUM_CLASSES)
+            mixed = tvn.TinyVideoNetwork(arch, NUM_CLASSES)
             info["mixed"] = {
                 "block_dtype": mixed.get_layer("block0_0").compute_dtype,
                 "logits_dtype": keras.backend.standardize_dtype(mixed.output.dtype),

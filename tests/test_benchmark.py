@@ -253,7 +253,7 @@ def test_block_profile_times_every_prefix_in_the_real_interpreter(tmp_path, run_
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     layers = [row["layer"] for row in figures["blocks"]]
     assert layers == ["block0_0", "block0_1", "block1_0", "head"]
-    per_layer = dict(flops.count_flops(tvn.build_model(arch, num_classes=10)).per_layer)
+    per_layer = dict(flops.count_flops(tvn.TinyVideoNetwork(arch, num_classes=10)).per_layer)
     assert all(row["flops"] == per_layer[row["layer"]] for row in figures["blocks"])
     # Own times are differences of cumulative ones: they add up to the whole model's.
     assert sum(row["ms"] for row in figures["blocks"]) == pytest.approx(

@@ -95,7 +95,7 @@ def test_repeats_rule_strides_once_then_alternates_temporal_starting_off():
         },
         "r",
     )
-    model = tvn.build_model(arch, 3)
+    model = tvn.TinyVideoNetwork(arch, 3)
     applied = [b for b in model.layers if isinstance(b, blocks.TinyBlock)]
     assert [b.name for b in applied] == ["block0_0", "block0_1", "block0_2", "block0_3"]
     assert [b.strides for b in applied] == [0, 1, 1, 1]

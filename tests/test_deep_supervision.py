@@ -17,7 +17,7 @@ def test_aux_classifiers_share_the_blocks_and_name_bad_blocks():
     arch = dataclasses.replace(
         scaling.scale_architecture(arch_lib.get_architecture("tvn1"), width=0.25), image_size=32
     )
-    model = tvn.build_model(arch, num_classes=5)
+    model = tvn.TinyVideoNetwork(arch, num_classes=5)
     assert tvn.block_names(arch) == [x.name for x in model.layers if x.name.startswith("block")]
     training_model, heads = deep_supervision.build_training_model(
         model, ["block0_0", "block2_1"], 5

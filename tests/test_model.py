@@ -26,7 +26,7 @@ def model():
     so the round trips below compare non-trivial weights.
     """
     keras.utils.set_random_seed(1)
-    net = tvn.build_model(arch_lib.load_architecture_json(ALL_OPS), num_classes=5)
+    net = tvn.TinyVideoNetwork(arch_lib.load_architecture_json(ALL_OPS), num_classes=5)
     net.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     net.fit(np.random.rand(4, 4, 32, 32, 3).astype("float32"), np.arange(4) % 5, verbose=0)
     return net
@@ -107,12 +107,12 @@ def test_one_trace_serves_batch_sizes_1_and_3(model, clips):
     assert forward.experimental_get_tracing_count() == 1
 
 
-def test_build_model_rejects_bad_arguments():
+def test_the_model_rejects_bad_arguments():
     arch = arch_lib.load_architecture_json(ALL_OPS)
     with pytest.raises(ValueError, match="num_classes is 0"):
-        tvn.build_model(arch, 0)
+        tvn.TinyVideoNetwork(arch, 0)
     with pytest.raises(ValueError, match="head is 'max'; expected one of mean, softmax_pool"):
-        tvn.build_model(arch, 5, head="max")
+        tvn.TinyVideoNetwork(arch, 5, head="max")
 
 
 def test_mixed_precision_keeps_float32_logits():
@@ -125,7 +125,7 @@ def test_mixed_precision_keeps_float32_logits():
         import numpy as np
 
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        net = tvn.build_model(arch_lib.load_architecture_json({ALL_OPS!r}), 5)
+        net = tvn.TinyVideoNetwork(arch_lib.load_architecture_json({ALL_OPS!r}), 5)
         logits = net(np.zeros((1, 4, 32, 32, 3), "float32"))
         print(json.dumps([net.get_layer("block0_0").compute_dtype, logits.dtype.name]))
     """)
@@ -149,7 +149,7 @@ def test_converts_to_tflite_builtins_and_matches_keras(model, clips, tmp_path):
 
 
 def test_softmax_pool_head_model_builds_and_converts(tmp_path):
-    net = tvn.build_model(arch_lib.load_architecture_json(ALL_OPS), 4, head="softmax_pool")
+    net = tvn.TinyVideoNetwork(arch_lib.load_architecture_json(ALL_OPS), 4, head="softmax_pool")
     assert isinstance(net.get_layer("head"), heads.SoftmaxPoolingHead)
     assert net(np.zeros((2, 4, 32, 32, 3), "float32")).shape == (2, 4)
 
@@ -208,7 +208,7 @@ def test_model_info_bad_input_exits_with_one_clear_message(args, message):
 
 def test_tf_checkpoint_round_trip_restores_every_weight(model, clips, tmp_path):
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
-    fresh = tvn.build_model(arch_lib.load_architecture_json(ALL_OPS), num_classes=5)
+    fresh = tvn.TinyVideoNetwork(arch_lib.load_architecture_json(ALL_OPS), num_classes=5)
     tf.train.Checkpoint(model=fresh).restore(
         path
     ).expect_partial().assert_existing_objects_matched()

@@ -52,7 +52,7 @@ def test_the_estimate_is_the_real_models_and_a_real_out_of_memory_is_one_line():
         for name in {names!r}:
             arch = (arch_lib.load_architecture_json(name) if name.endswith(".json")
                     else arch_lib.get_architecture(name))
-            counts[name] = tvn.build_model(arch, 51).count_params()
+            counts[name] = tvn.TinyVideoNetwork(arch, 51).count_params()
         wide = dict({HUGE_BLOCK!r}, spatial_type="1std", spatial_kernel=16, temporal_kernel=1)
         arch = arch_lib.architecture_from_json(
             {{"num_frames": 1, "frame_stride": 1, "image_size": 32, "blocks": [wide, wide]}}, "wide"

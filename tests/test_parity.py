@@ -28,7 +28,7 @@ CASES = [
 @pytest.mark.parametrize("name, num_classes", CASES)
 def test_released_model_matches_original(name, num_classes):
     expected = FIGURES[name][f"num_classes_{num_classes}"]
-    model = tvn.build_model(arch_lib.get_architecture(name), num_classes)
+    model = tvn.TinyVideoNetwork(arch_lib.get_architecture(name), num_classes)
 
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == expected["trainable_params"]

@@ -168,7 +168,7 @@ def test_sigmoid_inputs_are_cut_where_the_int8_sigmoid_saturates(tmp_path):
     from tvn_tf.models import tvn
 
     keras.utils.set_random_seed(4)
-    model = tvn.build_model(arch_lib.load_architecture_json(SATURATED_GATE_TVN), num_classes=4)
+    model = tvn.TinyVideoNetwork(arch_lib.load_architecture_json(SATURATED_GATE_TVN), num_classes=4)
     gate = model.get_layer("block0_0").context_gate.gate
     kernel, bias = gate.get_weights()
     bias[:4], bias[4:8] = -500.0, 300.0

@@ -35,7 +35,7 @@ def test_a_candidate_is_timed_as_tflite_and_the_steps_are_recorded():
     )
     arch = space.smallest()
     timings = {}
-    model = tvn.build_model(arch, 4)
+    model = tvn.TinyVideoNetwork(arch, 4)
     ms = latency.measure(model, arch, variant="float32", threads=1, runs=2, timings=timings)
     assert ms > 0 and ms == round(ms, 3)
     assert sorted(timings) == ["convert", "time"] and min(timings.values()) > 0

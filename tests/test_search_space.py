@@ -135,7 +135,7 @@ def test_samples_build_and_convert_to_builtin_tflite():
     space = space_lib.SearchSpace(SMALL)
     archs = draws(space, 6, seed=3)
     for i, arch in enumerate(archs):
-        model = tvn.build_model(arch, num_classes=4)
+        model = tvn.TinyVideoNetwork(arch, num_classes=4)
         out = model(np.zeros((1, arch.num_frames, arch.image_size, arch.image_size, 3), "float32"))
         assert out.shape == (1, 4)
         if i < 2:  # Conversion costs seconds: two float32, one int8.

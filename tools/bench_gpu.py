@@ -139,7 +139,7 @@ def _build(arch, dtype: str):
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
     try:
-        return tvn.build_model(arch, FLAGS.num_classes)
+        return tvn.TinyVideoNetwork(arch, FLAGS.num_classes)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -201,7 +201,7 @@ def latency_at_224(float_layers: list[str]) -> tuple[dict, str]:
     from tvn_tf.models import architecture, tvn
 
     arch = architecture.get_architecture("tvn1")
-    model = tvn.build_model(arch, num_classes=10)
+    model = tvn.TinyVideoNetwork(arch, num_classes=10)
     rng = np.random.default_rng(0)
     clips = rng.uniform(-1, 1, (8, arch.num_frames, 224, 224, 3)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="bench_int8_") as tmp:

@@ -50,7 +50,7 @@ def time_model(name: str, original: dict, sgemm: float) -> dict:
     from tvn_tf.models import tvn
 
     arch = arch_lib.get_architecture(name)
-    model = tvn.build_model(arch, FLAGS.num_classes)
+    model = tvn.TinyVideoNetwork(arch, FLAGS.num_classes)
     flops = flops_lib.count_flops(model).forward
     clip = tf.constant(
         np.random.default_rng(0).random(

@@ -53,7 +53,7 @@ def clips_per_second(arch, precision: str, batch_size: int, steps: int) -> float
     """Median-step training throughput of `arch` under a Keras dtype policy."""
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = tvn.build_model(arch, FLAGS.num_classes)
+        model = tvn.TinyVideoNetwork(arch, FLAGS.num_classes)
         schedule = optimization.WarmupCosineDecay(0.01, 0, 1000)
         optimizer = optimization.make_optimizer("momentum", schedule, weight_decay=1e-4)
         step = tf.function(
@@ -78,7 +78,7 @@ def main(argv):
         arch = arch_lib.get_architecture(FLAGS.model)
     except ValueError as e:
         sys.exit(f"bench_train: --model: {e}")
-    forward = flops_lib.count_flops(tvn.build_model(arch, FLAGS.num_classes)).forward
+    forward = flops_lib.count_flops(tvn.TinyVideoNetwork(arch, FLAGS.num_classes)).forward
     sgemm = perf.sgemm_gflops()
     fp32 = clips_per_second(arch, "float32", FLAGS.batch_size, FLAGS.steps)
     bf16 = clips_per_second(arch, "mixed_bfloat16", FLAGS.batch_size, FLAGS.steps)

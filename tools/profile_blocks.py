@@ -60,7 +60,7 @@ def main(argv):
         arch = model_flags.with_image_size(model_flags.architecture_from_flags(), FLAGS.image_size)
     except ValueError as e:
         sys.exit(f"profile_blocks: {e}")
-    model = tvn.build_model(arch, num_classes=FLAGS.num_classes)
+    model = tvn.TinyVideoNetwork(arch, num_classes=FLAGS.num_classes)
     rows = profile.block_times(
         model,
         FLAGS.variant,

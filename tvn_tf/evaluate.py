@@ -35,7 +35,7 @@ from tvn_tf import data_flags  # noqa: E402
 from tvn_tf import model_dir as model_dir_lib  # noqa: E402
 from tvn_tf import run_record  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
-from tvn_tf.data import layout, prepare, sampling  # noqa: E402
+from tvn_tf.data import layout, prepare, preprocessing, sampling  # noqa: E402
 from tvn_tf.training import config as config_lib  # noqa: E402
 from tvn_tf.training import evaluation  # noqa: E402
 from tvn_tf.training import metrics  # noqa: E402
@@ -53,7 +53,10 @@ def define_flags() -> None:
     flags.DEFINE_string("checkpoint", "latest", "'latest', 'best', or a checkpoint prefix.")
     flags.DEFINE_integer("eval_clips", None, "Clips per video (default: the run's).", lower_bound=1)
     flags.DEFINE_enum(
-        "eval_crops", None, ["1", "3"], "Spatial views per clip (default: the run's)."
+        "eval_crops",
+        None,
+        [str(n) for n in preprocessing.EVAL_CROPS],
+        "Spatial views per clip (default: the run's).",
     )
     flags.DEFINE_integer("batch_size", _BATCH_SIZE, "Clips per batch.", lower_bound=1)
     flags.DEFINE_enum("groups", "test", ["test", "validation", "train"], "Which side of the split.")

@@ -131,9 +131,9 @@ def model_info(arch: arch_lib.Architecture, num_classes: int) -> tuple[str, dict
 
 
 def _build_within_memory(tvn, arch: arch_lib.Architecture, num_classes: int):
-    """`tvn.build_model`, with running out of memory turned into one ValueError line."""
+    """`tvn.TinyVideoNetwork`, with running out of memory turned into one ValueError line."""
     try:
-        return tvn.build_model(arch, num_classes)
+        return tvn.TinyVideoNetwork(arch, num_classes)
     except Exception as e:  # noqa: BLE001  (MemoryError, TensorFlow's and Keras's forms of OOM)
         oom = memory.out_of_memory(e)
         if oom is None:

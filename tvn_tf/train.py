@@ -31,6 +31,7 @@ from tvn_tf import atomic  # noqa: E402  (after cli.start)
 from tvn_tf import data_flags  # noqa: E402
 from tvn_tf import model_flags  # noqa: E402
 from tvn_tf.data import dataset as data_lib  # noqa: E402
+from tvn_tf.data import preprocessing  # noqa: E402
 from tvn_tf.models import architecture as arch_lib  # noqa: E402
 from tvn_tf.models import tvn  # noqa: E402
 from tvn_tf.training import config as config_lib  # noqa: E402
@@ -164,7 +165,7 @@ def _define_mechanics_flags() -> None:
     flags.DEFINE_enum(
         "eval_crops",
         str(_DEFAULTS.eval_crops),
-        ["1", "3"],
+        [str(n) for n in preprocessing.EVAL_CROPS],
         "Spatial views per clip in evaluation: centre, or left/centre/right.",
     )
     flags.DEFINE_bool(

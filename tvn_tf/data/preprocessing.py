@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Spatial views per evaluation clip: the centre square, or left, centre and right.
+EVAL_CROPS = (1, 3)
+
 # Pixels in [0, 255] map linearly to [-1, 1].
 PIXEL_SCALE = 2.0 / 255.0
 PIXEL_OFFSET = -1.0
@@ -84,8 +87,9 @@ def square_crops(frames: tf.Tensor, num_crops: int) -> tf.Tensor:
     Raises:
       ValueError: if `num_crops` is not 1 or 3.
     """
-    if num_crops not in (1, 3):
-        raise ValueError(f"num_crops is {num_crops!r}; expected 1 or 3.")
+    if num_crops not in EVAL_CROPS:
+        expected = " or ".join(map(str, EVAL_CROPS))
+        raise ValueError(f"num_crops is {num_crops!r}; expected {expected}.")
     height, width = tf.shape(frames)[-3], tf.shape(frames)[-2]
     side = tf.minimum(height, width)
     spare_h, spare_w = height - side, width - side  # One of them is 0.

@@ -76,7 +76,7 @@ def block_times(
     """Each block's (and the head's) own TFLite latency, from timed prefixes.
 
     Args:
-      model: A Keras TVN from `tvn_tf.models.tvn.build_model` (any weights:
+      model: A Keras TVN from `tvn_tf.models.tvn.TinyVideoNetwork` (any weights:
         timing does not depend on them).
       variant: A TFLite variant of `tvn_tf.deploy.tflite.VARIANTS`.
       threads: Interpreter threads.

@@ -127,13 +127,6 @@ class TinyVideoNetwork(keras.Model):
         return model
 
 
-def build_model(
-    arch: arch_lib.Architecture, num_classes: int, dropout_rate: float = 0.5, head: str = "mean"
-) -> TinyVideoNetwork:
-    """`TinyVideoNetwork(arch, num_classes, dropout_rate, head)`."""
-    return TinyVideoNetwork(arch, num_classes, dropout_rate, head)
-
-
 def block_names(arch: arch_lib.Architecture) -> list[str]:
     """The layer names of `arch`'s block applications, in network order."""
     return [

@@ -255,7 +255,7 @@ class Search:
             raise self._infeasible(trial, timings, reason) from None
         start = time.perf_counter()
         try:
-            model = tvn.build_model(
+            model = tvn.TinyVideoNetwork(
                 arch, self.num_classes, dropout_rate=self.config.proxy.dropout_rate
             )
             flops = int(flops_lib.count_flops(model).forward)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tvn_tf.data import preprocessing
 from tvn_tf.models import tvn
 from tvn_tf.training import optimization
 from tvn_tf.training import strategy as strategy_lib
@@ -109,7 +110,11 @@ def _check(config: TrainConfig) -> None:
         ("eval_every", config.eval_every >= 0, "an integer >= 0"),
         ("train_clips_per_video", config.train_clips_per_video >= 1, "an integer >= 1"),
         ("eval_clips", config.eval_clips >= 1, "an integer >= 1"),
-        ("eval_crops", config.eval_crops in (1, 3), "1 or 3"),
+        (
+            "eval_crops",
+            config.eval_crops in preprocessing.EVAL_CROPS,
+            " or ".join(map(str, preprocessing.EVAL_CROPS)),
+        ),
     ]
     for flag, ok, expected in checks:
         if not ok:

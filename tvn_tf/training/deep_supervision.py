@@ -54,7 +54,7 @@ def build_training_model(
     `[logits, aux_logits_1, ...]` in the order of `names`.
 
     Args:
-      model: A TVN from `tvn.build_model` (blocks named `block{b}_{r}`).
+      model: A TVN from `tvn.TinyVideoNetwork` (blocks named `block{b}_{r}`).
       names: Block applications to supervise (`check_names`).
       num_classes: Width of every auxiliary classifier.
 
