@@ -33,20 +33,25 @@ from tvn_tf.data import demo_data, prepare
 
 ALL_OPS = "tests/testdata/all_ops_tvn.json"
 
-# Files whose tests train, export, search or start other backends in child
-# processes: marked `slow`. The quick tier, `pytest tests -m "not slow"`, runs
-# the rest (CONTRIBUTING.md); the full suite runs everything.
+# Files whose tests train, export, prepare, search or start other backends in
+# child processes (or need the exported model's fixture): marked `slow`. The
+# quick tier, `pytest tests -m "not slow"`, runs the rest (CONTRIBUTING.md); the
+# full suite runs everything.
 SLOW_FILES = {
     "test_backends.py",
     "test_benchmark.py",
     "test_checkpoint_robustness.py",
     "test_clips.py",
+    "test_data_prepare.py",
     "test_demo.py",
     "test_export.py",
     "test_export_robustness.py",
+    "test_loading.py",
     "test_model_info.py",
     "test_parity.py",
     "test_platform_setup.py",
+    "test_predict.py",
+    "test_predict_robustness.py",
     "test_quantization.py",
     "test_recipes.py",
     "test_search.py",
