@@ -11,6 +11,7 @@ import dataclasses
 
 from absl import flags
 
+from tvn_tf import cli
 from tvn_tf import run_record
 from tvn_tf.data import dataset as data_lib
 
@@ -65,14 +66,7 @@ def data_config_from_flags() -> data_lib.DataConfig:
     """
     if not FLAGS.data_dir:
         raise ValueError("--data_dir is required (see README: demo data or UCF50).")
-    return data_lib.DataConfig(
-        data_dir=FLAGS.data_dir,
-        data_format=FLAGS.data_format,
-        split=FLAGS.split,
-        fold=FLAGS.fold,
-        num_folds=FLAGS.num_folds,
-        num_validation_groups=FLAGS.num_validation_groups,
-    )
+    return cli.from_flags(data_lib.DataConfig)
 
 
 def data_config_of_run(model_dir: str) -> data_lib.DataConfig:
