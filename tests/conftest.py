@@ -7,6 +7,7 @@
     trained_model_dir a run folder (all-op-types TVN, 4 frames of 32x32) whose
                       checkpoint has non-trivial weights
     export_dir        `python -m tvn_tf.export` of that run on that data
+    keras_model       that run's Keras model and spec (per test file)
 
 Session-scoped ones are made once per run: the first worker process (pytest-xdist)
 to need one builds it under a lock, the others wait and reuse it (`_built_once`;
@@ -190,3 +191,12 @@ def export_dir(tmp_path_factory, worker_id, trained_model_dir, export_data) -> s
         assert result.returncode == 0, result.stderr[-3000:]
 
     return _built_once(tmp_path_factory, worker_id, "export", build)
+
+
+@pytest.fixture(scope="module")
+def keras_model(trained_model_dir):
+    """The Keras model of `trained_model_dir` and its spec, restored once per test file."""
+    from tvn_tf import model_dir as model_dir_lib
+
+    model, spec, _ = model_dir_lib.restore_model(trained_model_dir)
+    return model, spec

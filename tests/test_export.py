@@ -14,7 +14,6 @@ import tensorflow as tf
 
 from tests.isolated import ENV, run_module_cases, start_module
 from tvn_tf import export as export_lib
-from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.deploy import int8_corrections, tflite
 from tvn_tf.data import preprocessing
 
@@ -24,19 +23,8 @@ MAX_ABS_DIFF = {"float32": 1e-4, "float16": 0.05, "dynamic_int8": 0.5, "int8": 1
 MIN_AGREEMENT = {"float32": 1.0, "float16": 1.0, "dynamic_int8": 0.9, "int8": 0.8}
 
 
-@pytest.fixture(scope="module")
-def out(export_dir):
-    return export_dir
-
-
-@pytest.fixture(scope="module")
-def keras_model(trained_model_dir):
-    model, spec, _ = model_dir_lib.restore_model(trained_model_dir)
-    return model, spec
-
-
-def test_export_writes_every_file(out):
-    names = sorted(os.listdir(out))
+def test_export_writes_every_file(export_dir):
+    names = sorted(os.listdir(export_dir))
     assert names == [
         "labels.txt",
         "model_dynamic_int8.tflite",
@@ -48,16 +36,16 @@ def test_export_writes_every_file(out):
         "quantization_report.csv",
         "saved_model",
     ]
-    with open(os.path.join(out, "labels.txt")) as f:
+    with open(os.path.join(export_dir, "labels.txt")) as f:
         assert f.read().splitlines() == ["BouncingBall", "OrbitingDot", "SlidingSquare"]
-    info = json.load(open(os.path.join(out, "model_info.json")))
+    info = json.load(open(os.path.join(export_dir, "model_info.json")))
     assert (info["num_frames"], info["frame_stride"], info["image_size"]) == (4, 2, 32)
     assert info["flops"] > 1e6
 
 
-def test_parity_report_is_within_bounds(out):
+def test_parity_report_is_within_bounds(export_dir):
 
-    parity = json.load(open(os.path.join(out, "parity.json")))
+    parity = json.load(open(os.path.join(export_dir, "parity.json")))
     assert parity["num_clips"] == 18  # Group 1: 3 classes x 2 videos x 3 clips.
     assert parity["eval_groups"] == [1]
     assert 0 <= parity["keras"]["accuracy"] <= 1
@@ -127,9 +115,9 @@ def test_variant_line_gives_the_agreement_before_bias_correction():
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
-def test_each_variant_runs_in_the_interpreter_like_keras(out, keras_model, variant):
+def test_each_variant_runs_in_the_interpreter_like_keras(export_dir, keras_model, variant):
     model, _ = keras_model
-    path = os.path.join(out, tflite.filename(variant))
+    path = os.path.join(export_dir, tflite.filename(variant))
     ops = set(tflite.op_names(open(path, "rb").read()))
     assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
     runner = tflite.TFLiteRunner(path, threads=2)
@@ -139,16 +127,16 @@ def test_each_variant_runs_in_the_interpreter_like_keras(out, keras_model, varia
     np.testing.assert_allclose(runner(clips), reference, atol=MAX_ABS_DIFF[variant])
 
 
-def test_int8_variant_computes_in_int8(out):
+def test_int8_variant_computes_in_int8(export_dir):
     from ai_edge_litert.interpreter import Interpreter
 
     from tvn_tf.deploy import quantization_report
 
-    interpreter = Interpreter(model_path=os.path.join(out, "model_int8.tflite"))
+    interpreter = Interpreter(model_path=os.path.join(export_dir, "model_int8.tflite"))
     convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
     # Every convolution computes in int8 but those `auto` kept in float (the tail's).
-    float_layers = json.load(open(os.path.join(out, "parity.json")))["int8"]["float_layers"]
+    float_layers = json.load(open(os.path.join(export_dir, "parity.json")))["int8"]["float_layers"]
     dtypes = {
         quantization_report.short_name(details[op["outputs"][0]]["name"]): details[op["inputs"][0]][
             "dtype"
@@ -179,7 +167,7 @@ print(json.dumps(out))
 """
 
 
-def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tmp_path):
+def test_saved_model_round_trip_in_a_process_without_tvn_tf(export_dir, keras_model, tmp_path):
     model, spec = keras_model
     rng = np.random.default_rng(0)
     frames = {
@@ -195,7 +183,7 @@ def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tm
             "-I",
             "-c",
             _FRESH_PROCESS,
-            os.path.join(out, "saved_model"),
+            os.path.join(export_dir, "saved_model"),
             str(tmp_path),
         ],
         capture_output=True,
@@ -215,13 +203,13 @@ def test_saved_model_round_trip_in_a_process_without_tvn_tf(out, keras_model, tm
         assert served[name]["top5_names"] == [[spec.class_names[i] for i in row] for row in top]
 
 
-def test_saved_model_cli_lists_the_signature(out, run_module):
+def test_saved_model_cli_lists_the_signature(export_dir, run_module):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = run_module(
         cli,
         "show",
         "--dir",
-        os.path.join(out, "saved_model"),
+        os.path.join(export_dir, "saved_model"),
         "--tag_set",
         "serve",
         "--signature_def",
@@ -465,14 +453,14 @@ def test_a_killed_exports_temporary_folder_is_cleaned_by_the_next(
     assert "use --eval_clips=1" in result.stderr
 
 
-def test_delegation_names_the_ops_that_fall_back_from_xnnpack(out):
-    ops = tflite.op_names(open(os.path.join(out, "model_float32.tflite"), "rb").read())
-    delegated, fallback = tflite.delegation(os.path.join(out, "model_float32.tflite"))
+def test_delegation_names_the_ops_that_fall_back_from_xnnpack(export_dir):
+    ops = tflite.op_names(open(os.path.join(export_dir, "model_float32.tflite"), "rb").read())
+    delegated, fallback = tflite.delegation(os.path.join(export_dir, "model_float32.tflite"))
     assert len(delegated) == len(ops) and fallback == []
     # int8 hard-swish and attention have no XNNPACK kernel in this LiteRT: they fall back.
-    delegated, fallback = tflite.delegation(os.path.join(out, "model_int8.tflite"))
+    delegated, fallback = tflite.delegation(os.path.join(export_dir, "model_int8.tflite"))
     assert len(delegated) + len(fallback) == len(
-        tflite.op_names(open(os.path.join(out, "model_int8.tflite"), "rb").read())
+        tflite.op_names(open(os.path.join(export_dir, "model_int8.tflite"), "rb").read())
     )
     assert "HARD_SWISH" in fallback and "CONV_2D" not in fallback
 

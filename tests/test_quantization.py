@@ -9,26 +9,14 @@ import numpy as np
 import pytest
 
 from tvn_tf import export as export_lib
-from tvn_tf import model_dir as model_dir_lib
 from tvn_tf.deploy import clips as clips_lib
 from tvn_tf.deploy import int8_analysis, int8_corrections, quantization, tflite
 from tvn_tf.deploy import quantization_report as report_lib
 from tvn_tf.models import flops as flops_lib
 
 
-@pytest.fixture(scope="module")
-def out(export_dir):
-    return export_dir
-
-
-@pytest.fixture(scope="module")
-def keras_model(trained_model_dir):
-    model, spec, _ = model_dir_lib.restore_model(trained_model_dir)
-    return model, spec
-
-
-def test_quantization_report_ranks_every_quantized_layer(out):
-    layers = report_lib.read_report(os.path.join(out, report_lib.REPORT_FILE))
+def test_quantization_report_ranks_every_quantized_layer(export_dir):
+    layers = report_lib.read_report(os.path.join(export_dir, report_lib.REPORT_FILE))
     errors = [layer.rmse_over_scale for layer in layers]
     assert len(layers) > 20 and errors == sorted(errors, reverse=True)
     assert sum(layer.share for layer in layers) == pytest.approx(1, abs=0.01)
@@ -36,7 +24,7 @@ def test_quantization_report_ranks_every_quantized_layer(out):
     # Every int8 output is at least rounded: about 1/sqrt(12) steps, never far below.
     assert all(layer.rmse_over_scale >= 0 and layer.scale > 0 for layer in layers)
     assert "logits" in {layer.layer for layer in layers}
-    parity = json.load(open(os.path.join(out, "parity.json")))
+    parity = json.load(open(os.path.join(export_dir, "parity.json")))
     assert set(parity["int8"]["float_layers"]) <= {layer.layer for layer in layers}
 
 
