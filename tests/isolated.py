@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -75,10 +75,19 @@ def _environment(env: dict[str, str | None] | None) -> dict[str, str]:
 
 
 def start_module(
-    target: str, *args: str, env: dict[str, str | None] | None = None, output: bool = True
+    target: str,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    output: bool | IO[str] = True,
 ) -> subprocess.Popen:
-    """Starts a target of `command` (to kill, or to run beside another); `output=False` drops it."""
-    pipe = subprocess.PIPE if output else subprocess.DEVNULL
+    """Starts a target of `command` (to kill, or to run beside another).
+
+    `output`: True pipes stdout and stderr, False drops them, an open file gets both.
+    """
+    if isinstance(output, bool):
+        pipe = subprocess.PIPE if output else subprocess.DEVNULL
+    else:
+        pipe = output
     return subprocess.Popen(
         command(target, *args),
         stdout=pipe,

@@ -17,6 +17,7 @@ import sqlite3
 import time
 
 import optuna
+import pytest
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags, trials_of
@@ -156,8 +157,9 @@ def test_a_second_worker_says_which_dead_trial_it_waits_for_then_retries_it(tiny
         "--heartbeat_interval=1",
         "--grace_period=6",
     )
+    a_log = open(tmp_path / "worker_a.log", "w+")  # noqa: SIM115  (read if A ends early)
     a = start_module(
-        "tvn_tf.search", "--noprogress", *flags, "--latency_runs=1000000", output=False
+        "tvn_tf.search", "--noprogress", *flags, "--latency_runs=1000000", output=a_log
     )
     b = None
     try:
@@ -165,7 +167,12 @@ def test_a_second_worker_says_which_dead_trial_it_waits_for_then_retries_it(tiny
         while not killed and a.poll() is None:
             time.sleep(0.2)
             killed = _running_with_heartbeat(model_dir)
-        assert killed, "worker A ended before its trial started"
+        if not killed:
+            a_log.seek(0)
+            pytest.fail(
+                f"worker A ended (status {a.returncode}) before its trial started:\n"
+                + a_log.read()[-3000:]
+            )
         (killed,) = killed
         b = start_module("tvn_tf.search", "--noprogress", *flags)
         lines = []
