@@ -40,6 +40,8 @@ ALL_OPS = "tests/testdata/all_ops_tvn.json"
 # full suite runs everything.
 SLOW_FILES = {
     "test_backends.py",
+    "test_bench_proxy.py",
+    "test_bench_search.py",
     "test_benchmark.py",
     "test_checkpoint_robustness.py",
     "test_clips.py",
@@ -63,10 +65,41 @@ SLOW_FILES = {
 }
 
 
+# The files that take longest, longest first (minutes on a 2-core machine, mostly
+# child processes that train, export, search or run other backends). The two
+# workers take whole files in collection order (`--dist loadfile`), so these go
+# first and the quick files fill in at the end: collected alphabetically, a long
+# file that came last kept one worker busy for minutes after the other was done.
+LONGEST_FIRST = (
+    "test_backends.py",
+    "test_train.py",
+    "test_recipes.py",
+    "test_search.py",
+    "test_export.py",
+    "test_train_robustness.py",
+    "test_search_postgres.py",
+    "test_platform_setup.py",
+    "test_quantization.py",
+    "test_checkpoint_robustness.py",
+    "test_search_robustness.py",
+    "test_demo.py",
+    "test_data_prepare.py",
+    "test_export_robustness.py",
+    "test_model.py",
+    "test_model_info.py",
+    "test_benchmark.py",
+    "test_bench_search.py",
+    "test_bench_proxy.py",
+    "test_predict.py",
+)
+
+
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable: in-file order kept.
 
 
 def _make_demo(path: str, **sizes) -> None:

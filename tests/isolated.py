@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import pytest
 
+from tests import forkserver
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {
     **os.environ,
@@ -25,6 +27,7 @@ ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "CUDA_VISIBLE_DEVICES": "",
 }
+_FORK_SERVER = forkserver.Client(ROOT, ENV)
 
 
 def command(target: str, *args: str) -> list[str]:
@@ -47,9 +50,17 @@ def command(target: str, *args: str) -> list[str]:
 
 
 def run_module(
-    target: str, *args: str, timeout: float = 600, env: dict[str, str | None] | None = None
+    target: str,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str | None] | None = None,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess:
     """Runs a module or script to its end, at ROOT; returns its exit status and output.
+
+    A module or Python script runs in a fork of this worker's server, which has
+    imported TensorFlow once (`tests.forkserver`); with `env` or `fresh` it runs
+    in a new interpreter.
 
     Args:
       target: A module (`tvn_tf.export`), a script path from ROOT (`tools/x.py`),
@@ -57,9 +68,19 @@ def run_module(
       *args: Its command-line arguments.
       timeout: Seconds before the child is killed (the test then errors).
       env: Variables set over `ENV` (`TF_CONFIG`, ...); None unsets one.
+      fresh: A new interpreter even without `env`: for a test of what happens
+        as the binary imports (what TensorFlow prints as it loads, which
+        modules come along).
     """
+    cmd = command(target, *args)
+    forkable = target != "-c" and (target.endswith(".py") or os.sep not in target)
+    if forkable and env is None and not fresh:
+        script = os.path.join(ROOT, target) if target.endswith(".py") else target
+        result = _FORK_SERVER.run(script, list(args), cmd, timeout)
+        if result is not None:
+            return result
     return subprocess.run(
-        command(target, *args),
+        cmd,
         capture_output=True,
         text=True,
         env=_environment(env),
