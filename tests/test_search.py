@@ -261,6 +261,7 @@ def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data
         f"--flagfile_search={flagfile}",
         f"--output_dir={tmp_path / 'bench'}",
         "--num_trials=2",
+        "--noretrain",  # Retraining: tests/test_bench_search.py.
     ]
     # One seed (each search is a process with its own start-up): the pooling over
     # seeds is `test_bench_search_pools_seeds_into_min_mean_max`'s.
@@ -275,7 +276,11 @@ def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data
         assert 0.0 <= found <= 1.0
         assert summary[name]["best_validation_video_accuracy_min"] == found
         assert summary[name]["median_seconds"]["train_s"] > 0
-    assert sorted(os.listdir(tmp_path / "bench")) == ["seed1"]
+    assert sorted(os.listdir(tmp_path / "bench")) == [
+        "bench_search.json",
+        "search_report.png",
+        "seed1",
+    ]
     assert sorted(os.listdir(tmp_path / "bench" / "seed1")) == ["random", "tournament"]
 
     bad = run_module(*bench, "--search_seeds=0,x")
@@ -290,6 +295,7 @@ def test_bench_search_runs_both_algorithms_per_seed_and_ends_with_json(tiny_data
         f"--flagfile_search={broken}",
         f"--output_dir={tmp_path / 'broken'}",
         "--num_trials=2",
+        "--noretrain",
     )
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     last = failed.stderr.strip().splitlines()[-1]

@@ -11,4 +11,5 @@
 `workers`: dead workers' trials retried, waits explained, the progress bar.
 `engine`: one worker: proposes, measures, trains and records candidates.
 `report`: trials.csv, best_architecture.json, search_report.png.
+`statistics`: paired comparisons, bootstrap intervals and rank correlation for the benchmarks.
 """

@@ -207,3 +207,65 @@ def write_all(study: optuna.Study, config: config_lib.SearchConfig) -> None:
         f"{config.algorithm} ({config.study_name})",
         compare,
     )
+
+
+def _save_figure(fig, path: str) -> None:
+    """Writes `fig` as a PNG under a temporary name, then renames it into place."""
+    import matplotlib.pyplot as plt
+
+    tmp = atomic.temporary_path(path)
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_bands(path: str, bands: dict[str, tuple], title: str) -> None:
+    """Several algorithms' best-so-far curves over seeds: median line, min-max shading.
+
+    Args:
+      path: The PNG to write (atomically).
+      bands: Label -> `statistics.best_so_far_band`'s (x, median, low, high).
+      title: The figure's title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for i, (label, (x, median, low, high)) in enumerate(bands.items()):
+        if not len(x):
+            continue
+        # Steps centred on each candidate, so that the last one shows too.
+        ax.step(x, median, where="mid", color=f"C{i}", label=f"{label}: median")
+        ax.fill_between(
+            x, low, high, step="mid", color=f"C{i}", alpha=0.2, label=f"{label}: min-max"
+        )
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("candidates trained")
+    ax.set_ylabel("best validation video accuracy")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_scatter(path: str, x, y, xlabel: str, ylabel: str, title: str) -> None:
+    """One point per candidate, `y` against `x`, with the diagonal for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    ax.scatter(x, y, s=24, alpha=0.8)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, path)
