@@ -151,10 +151,7 @@ def plot(path: str, rows, max_latency_ms: float, title: str, compare=None) -> No
     right.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = atomic.temporary_path(path)
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_figure(fig, path)
 
 
 def load_compare(spec: str) -> tuple[str, list[dict]]:
