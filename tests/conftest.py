@@ -66,10 +66,10 @@ SLOW_FILES = {
 
 
 # The files that take longest, longest first (minutes on a 2-core machine, mostly
-# child processes that train, export, search or run other backends). The two
+# child processes that train, export, search or run other backends). The
 # workers take whole files in collection order (`--dist loadfile`), so these go
 # first and the quick files fill in at the end: collected alphabetically, a long
-# file that came last kept one worker busy for minutes after the other was done.
+# file that came last kept one worker busy for minutes after the others were done.
 LONGEST_FIRST = (
     "test_backends.py",
     "test_train.py",

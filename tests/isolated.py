@@ -104,6 +104,8 @@ def start_module(
     """Starts a target of `command` (to kill, or to run beside another).
 
     `output`: True pipes stdout and stderr, False drops them, an open file gets both.
+    The child's Ctrl-C (SIGINT) is at its default, as from a terminal, even where
+    pytest itself was started in the background by a script (which ignores it).
     """
     if isinstance(output, bool):
         pipe = subprocess.PIPE if output else subprocess.DEVNULL
@@ -116,7 +118,12 @@ def start_module(
         text=True,
         env=_environment(env),
         cwd=ROOT,
+        preexec_fn=_default_ctrl_c,
     )
+
+
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_python(code: str, timeout: float = 300, env: dict[str, str | None] | None = None) -> Any:

@@ -185,7 +185,7 @@ def test_bench_gpu_runs_on_jax_on_a_tiny_shape():
         "--warmup_steps=1",
         "--latency_runs=1",
         "--dtypes=float32",
-        env={"KERAS_BACKEND": "jax"},
+        env={"KERAS_BACKEND": "jax", **JAX_QUICK_COMPILE},
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])

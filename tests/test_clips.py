@@ -46,6 +46,12 @@ def test_auto_denylist_is_judged_on_clips_the_calibration_did_not_use(
     )
     spread = {clip.tobytes() for clip in loaded.calibration[:6]}
     assert not spread & {clip.tobytes() for clip in augmented}
+    # As many selection clips as asked for, whatever the calibration's count.
+    fewer = clips_lib.load_clips(dataset, spec, **{**options, "selection_clips": 3})
+    assert fewer.selection.shape[0] == 3 and fewer.calibration.shape[0] == 10
+    assert not {clip.tobytes() for clip in fewer.calibration} & {
+        clip.tobytes() for clip in fewer.selection
+    }
     # Without auto (or without an int8 variant) no selection clips are decoded.
     fixed = dict(calibration_clips=6, parity_clips=2, eval_clips=2, selection=False)
     assert clips_lib.load_clips(dataset, spec, **fixed).selection is None

@@ -90,7 +90,7 @@ def test_two_workers_one_killed_then_resumed(tiny_data, postgres_url, tmp_path):
             "--population=3",
             "--tournament_size=2",
             "--heartbeat_interval=2",
-            "--grace_period=20",
+            "--grace_period=10",
         )
 
     a, b = worker(flags("a", 4)), worker(flags("b", 4))

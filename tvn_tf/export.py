@@ -29,9 +29,9 @@ writes, all at once (through a temporary folder renamed at the end,
 The data and its split default to the training run's (`MODEL_DIR/
 train_config.json`); the data flags of `train` override them, by the rule
 evaluate follows too (`tvn_tf.model_dir.data_config`). The clips each step
-runs on are `tvn_tf.deploy.clips`'. The int8 calibration runs in a child
-process while the float variants are converted and measured
-(`tvn_tf.deploy.calibration`).
+runs on are `tvn_tf.deploy.clips`'. The int8 calibration, the longest step,
+starts first, in a child process, and runs while the serving SavedModel and the
+float variants are written and measured (`tvn_tf.deploy.calibration`).
 
 One export at a time per output folder: a second one is refused while the
 first runs (an flock on `.OUT.export.lock` beside OUT, as `train` locks its
@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -56,6 +57,7 @@ cli.start()
 
 from tvn_tf import atomic  # noqa: E402  (after cli.start)
 from tvn_tf import data_flags  # noqa: E402
+from tvn_tf.deploy import calibration  # noqa: E402
 from tvn_tf.deploy import clips as clips_lib  # noqa: E402
 from tvn_tf.deploy import export_dir  # noqa: E402
 from tvn_tf.deploy import quantization  # noqa: E402
@@ -63,6 +65,7 @@ from tvn_tf.deploy import tflite  # noqa: E402
 
 FLAGS = flags.FLAGS
 PARITY_FILE = "parity.json"
+CONVERSION_MODEL = ".conversion_saved_model"  # In the temporary folder; removed.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +93,12 @@ class ExportOptions:
       report_clips: Calibration clips, evenly spaced, that
         `quantization_report.csv` measures each layer's int8 error on
         (`int8_analysis.analyze`).
+      selection_clips: Training clips the calibration does not use, on which
+        `--int8_denylist=auto` judges each denylist.
     """
 
     variants: tuple[str, ...] = tflite.VARIANTS
-    calibration_clips: int = 128
+    calibration_clips: int = 32
     parity_clips: int = 200
     eval_clips: int = 2
     threads: int = 2
@@ -102,8 +107,9 @@ class ExportOptions:
     latency_runs: int = 20
     int8_bias_correction: bool = True
     int8_sigmoid_ranges: str = "auto"
-    augmented_calibration_clips: int = 128
+    augmented_calibration_clips: int = 32
     report_clips: int = 32
+    selection_clips: int = 128
 
     def check(self) -> None:
         """Refuses unknown variants, sigmoid ranges or denylist values (names the flag)."""
@@ -180,6 +186,13 @@ def _define_int8_flags() -> None:
         _DEFAULTS.report_clips,
         "Calibration clips, evenly spaced, on which quantization_report.csv measures each "
         "layer's int8 error (and --int8_denylist=auto ranks the layers it may add).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer(
+        "selection_clips",
+        _DEFAULTS.selection_clips,
+        "Training clips the calibration does not use, on which --int8_denylist=auto judges "
+        "each set of float layers.",
         lower_bound=1,
     )
     flags.DEFINE_string(
@@ -276,13 +289,27 @@ def _export(model_dir, tmp, dataset, checkpoint, options, start) -> dict:
     _log(f"restored {spec.name} from {checkpoint_path}", start)
     loaded = _load_clips(dataset, spec, options, start)
 
-    flops = flops_lib.count_flops(model)
-    info = serving.model_info(spec, flops.forward, checkpoint_path)
-    serving.export_saved_model(model, spec, os.path.join(tmp, serving.EXPORT_SUBDIR), info)
-    _log("wrote saved_model/", start)
+    # The int8 calibration (the longest step, on one thread) starts first and
+    # runs in a child beside everything up to the int8 variant.
+    conversion_model = os.path.join(tmp, CONVERSION_MODEL)
+    tflite.save_for_conversion(model, conversion_model)
+    running = None
+    if "int8" in options.variants and len(options.variants) > 1:
+        running = calibration.start(conversion_model, loaded.calibration, tmp)
+    try:
+        flops = flops_lib.count_flops(model)
+        info = serving.model_info(spec, flops.forward, checkpoint_path)
+        serving.export_saved_model(model, spec, os.path.join(tmp, serving.EXPORT_SUBDIR), info)
+        _log("wrote saved_model/", start)
 
-    reference = parity_lib.keras_logits(model, loaded.eval_clips)
-    outputs, extras = _write_tflite_variants(model, flops, loaded, reference, tmp, options, start)
+        reference = parity_lib.keras_logits(model, loaded.eval_clips)
+        outputs, extras = _write_tflite_variants(
+            model, flops, loaded, reference, tmp, options, start, running
+        )
+    finally:
+        if running is not None:
+            running.stop()
+    shutil.rmtree(conversion_model)
     report = parity_lib.parity_report(reference, loaded.eval_labels, outputs)
     report["eval_groups"] = list(loaded.eval_groups)
     report["threads"] = options.threads
@@ -320,6 +347,7 @@ def _load_clips(dataset, spec, options: ExportOptions, start: float) -> clips_li
         eval_clips=options.eval_clips,
         augmented_calibration_clips=options.augmented_calibration_clips if int8 else 0,
         selection=int8 and quantization.parse_denylist(options.int8_denylist) == "auto",
+        selection_clips=options.selection_clips,
     )
     selection = "" if loaded.selection is None else f" and {len(loaded.selection)} other ones"
     if loaded.num_augmented:
@@ -334,37 +362,32 @@ def _load_clips(dataset, spec, options: ExportOptions, start: float) -> clips_li
 
 
 def _write_tflite_variants(
-    model, flops, loaded: clips_lib.ExportClips, reference, tmp: str, options, start: float
+    model,
+    flops,
+    loaded: clips_lib.ExportClips,
+    reference,
+    tmp: str,
+    options,
+    start: float,
+    running: calibration.Running | None = None,
 ):
     """Converts, writes and times each TFLite variant; runs each on the evaluation clips.
 
     Args:
       reference: Keras' logits on `loaded.eval_clips`, for the int8 model's
         agreement before bias correction.
+      running: The int8 calibration, started in a child process (None: the
+        int8 variant calibrates in this one).
 
     Returns:
       `(outputs, extras)`: per variant, its logits on `loaded.eval_clips`, and its
       latency, float layers and XNNPACK delegation for `parity.json`.
     """
-    import shutil
-
-    from tvn_tf.deploy import calibration
-
     outputs, extras, runners = {}, {}, {}
-    conversion_model = os.path.join(tmp, ".conversion_saved_model")
-    tflite.save_for_conversion(model, conversion_model)
-    running = None
-    if "int8" in options.variants and len(options.variants) > 1:  # Overlaps the others.
-        running = calibration.start(conversion_model, loaded.calibration, tmp)
-    try:
-        for variant in options.variants:
-            extras[variant], outputs[variant] = _write_variant(
-                variant, model, flops, loaded, reference, tmp, options, start, running, runners
-            )
-    finally:
-        if running is not None:
-            running.stop()
-    shutil.rmtree(conversion_model)
+    for variant in options.variants:
+        extras[variant], outputs[variant] = _write_variant(
+            variant, model, flops, loaded, reference, tmp, options, start, running, runners
+        )
     return outputs, extras
 
 
@@ -377,7 +400,7 @@ def _write_variant(variant, model, flops, loaded, reference, tmp, options, start
     """
     from tvn_tf import perf
 
-    conversion_model = os.path.join(tmp, ".conversion_saved_model")
+    conversion_model = os.path.join(tmp, CONVERSION_MODEL)
     float_layers, correction = [], {}
     if variant == "int8":
         calibrated = running.result() if running is not None else None

@@ -119,6 +119,7 @@ def load_clips(
     eval_clips: int,
     augmented_calibration_clips: int = 0,
     selection: bool = False,
+    selection_clips: int | None = None,
 ) -> ExportClips:
     """Calibration (and selection) clips from the training groups, and evaluation clips.
 
@@ -130,12 +131,12 @@ def load_clips(
     Args:
       dataset: The data and split (`tvn_tf.data.dataset.load_dataset`).
       spec: The model's `ModelSpec`.
-      calibration_clips: Evenly spread calibration clips (and as many
-        selection clips).
+      calibration_clips: Evenly spread calibration clips.
       parity_clips: At most this many evaluation clips.
       eval_clips: Evenly spaced evaluation clips per video.
       augmented_calibration_clips: Augmented clips added to the calibration.
       selection: Whether to draw selection clips (`--int8_denylist=auto`).
+      selection_clips: How many (None: as many as `calibration_clips`).
     """
     split = dataset.split
     eval_groups = split.test or split.validation or split.train
@@ -146,8 +147,10 @@ def load_clips(
             file=sys.stderr,
         )
     train_videos = max(dataset.num_videos(split.train), 1)
-    # Twice the clips per video that calibration needs: even positions calibrate, odd select.
-    per_video = 2 * max(1, math.ceil(calibration_clips / train_videos))
+    if selection_clips is None:
+        selection_clips = calibration_clips
+    # Twice the clips per video that either needs: even positions calibrate, odd select.
+    per_video = 2 * max(1, math.ceil(max(calibration_clips, selection_clips) / train_videos))
     calibration, _ = spread_clips(
         dataset, split.train, spec, calibration_clips, per_video, parity=0
     )
@@ -157,6 +160,6 @@ def load_clips(
         calibration = np.concatenate([calibration, augmented])
     chosen = None
     if selection:
-        chosen, _ = spread_clips(dataset, split.train, spec, calibration_clips, per_video, parity=1)
+        chosen, _ = spread_clips(dataset, split.train, spec, selection_clips, per_video, parity=1)
     clips, labels = spread_clips(dataset, eval_groups, spec, parity_clips, eval_clips)
     return ExportClips(calibration, chosen, clips, labels, tuple(eval_groups), len(augmented))
