@@ -147,8 +147,8 @@ def load_clips(
             file=sys.stderr,
         )
     train_videos = max(dataset.num_videos(split.train), 1)
-    if selection_clips is None:
-        selection_clips = calibration_clips
+    if selection_clips is None or not selection:
+        selection_clips = calibration_clips  # Without selection: only what calibration needs.
     # Twice the clips per video that either needs: even positions calibrate, odd select.
     per_video = 2 * max(1, math.ceil(max(calibration_clips, selection_clips) / train_videos))
     calibration, _ = spread_clips(
