@@ -29,12 +29,19 @@ LOGIT_RTOL = 2e-4
 TRAINED = ("tvn_mobile_1", "tvn_mobile_2")
 CHILD_TIMEOUT = 1500
 # A JAX child compiles hundreds of small programs and runs each once (every op of an
-# eager call, every initializer's shape): without LLVM's costly optimisations it
-# takes about a third less time. XLA does not reassociate float arithmetic at any
-# level unless fast math is on (it is off), so the figures compared stay the same.
+# eager call, every initializer's shape). Compiling them without LLVM's costly
+# optimisations and with XLA's older loop emitters instead of its MLIR fusion emitters
+# takes about half the time. Neither reassociates float arithmetic (fast math is
+# off): the logits compared stay within LOGIT_RTOL.
 JAX_QUICK_COMPILE = {
     "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    " --xla_cpu_use_fusion_emitters=false"
 }
+# A PyTorch child runs one thread: its ops here take milliseconds, and with two
+# threads on a machine whose cores the other test workers hold, each op's threads
+# wait for one another (the child took three times as long on a loaded 2-core Xeon).
+TORCH_ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+CHILD_ENV = {"jax": JAX_QUICK_COMPILE, "torch": TORCH_ONE_THREAD}
 
 
 def _installed(backend: str) -> bool:
@@ -66,7 +73,7 @@ def _report(backend: str, reports: dict, work_dir: str) -> dict:
         backend_check.main({work_dir!r}, {sources!r}, train={list(TRAINED)!r})
         """,
         timeout=CHILD_TIMEOUT,
-        env={"KERAS_BACKEND": backend, **(JAX_QUICK_COMPILE if backend == "jax" else {})},
+        env={"KERAS_BACKEND": backend, **CHILD_ENV.get(backend, {})},
     )
     return reports[backend]
 
