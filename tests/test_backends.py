@@ -39,7 +39,7 @@ JAX_QUICK_COMPILE = {
 }
 # A PyTorch child runs one thread: its ops here take milliseconds, and with two
 # threads on a machine whose cores the other test workers hold, each op's threads
-# wait for one another (the child took three times as long on a loaded 2-core Xeon).
+# wait for one another, and the child takes several times as long.
 TORCH_ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 CHILD_ENV = {"jax": JAX_QUICK_COMPILE, "torch": TORCH_ONE_THREAD}
 
