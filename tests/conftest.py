@@ -40,6 +40,7 @@ ALL_OPS = "tests/testdata/all_ops_tvn.json"
 # full suite runs everything.
 SLOW_FILES = {
     "test_backends.py",
+    "test_bench_against_tvn1.py",
     "test_bench_proxy.py",
     "test_bench_search.py",
     "test_benchmark.py",
@@ -90,6 +91,7 @@ LONGEST_FIRST = (
     "test_benchmark.py",
     "test_bench_search.py",
     "test_bench_proxy.py",
+    "test_bench_against_tvn1.py",
     "test_predict.py",
 )
 

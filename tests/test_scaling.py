@@ -27,6 +27,18 @@ def test_compound_scaling_follows_efficientnet_constants():
     assert [b.repeats for b in scaled.blocks] == [3, 2, 3, 3]  # ceil(r * 1.44)
 
 
+def test_negative_compound_scales_down_to_the_floor():
+    tvn1 = arch_lib.get_architecture("tvn1")
+    smaller = scaling.scale_architecture(tvn1, compound=-2.0)
+    assert smaller.image_size == round(224 / 1.15**2 / 8) * 8  # 168
+    assert [b.filters for b in smaller.blocks] == [56, 104, 104, 208]
+    assert [b.repeats for b in smaller.blocks] == [2, 1, 2, 2]  # ceil(r / 1.44)
+    tiny = scaling.scale_architecture(tvn1, compound=-40.0)
+    assert tiny.image_size == 32
+    assert [b.filters for b in tiny.blocks] == [8, 8, 8, 8]
+    assert [b.repeats for b in tiny.blocks] == [1, 1, 1, 1]
+
+
 def test_round_filters_keeps_odd_widths_at_one_and_rounds_to_eight():
     assert scaling.round_filters(348, 1.0) == 348
     assert scaling.round_filters(348, 0.5) == 176
@@ -39,7 +51,7 @@ def test_round_filters_keeps_odd_widths_at_one_and_rounds_to_eight():
     [
         ({"width": 0}, "'width' is 0; expected a number > 0"),
         ({"resolution": -1}, "'resolution' is -1; expected a number > 0"),
-        ({"compound": -0.5}, "'compound' is -0.5; expected a number >= 0"),
+        ({"compound": float("nan")}, "'compound' is nan; expected a finite number"),
     ],
 )
 def test_scaling_rejects_bad_multipliers(kwargs, expected):
@@ -54,3 +66,19 @@ def test_released_and_flag_scaled_networks_are_within_bounds():
             scaling.scale_architecture(arch, **kwargs)  # Validated: no error.
     with pytest.raises(ValueError, match=r"tvn1_w1000 block 0: field 'filters' is 64000"):
         scaling.scale_architecture(arch_lib.get_architecture("tvn1"), width=1000)
+
+
+def test_largest_compound_bisects_to_the_largest_phi_that_fits():
+    asked = []
+
+    def too_big(phi):
+        asked.append(phi)
+        return 2.0 * 1.3**phi > 0.5  # A latency falling with phi; budget 0.5.
+
+    phi, fits = scaling.largest_compound(too_big, step=0.25, lowest=-16)
+    assert fits and phi == -5.5  # 2 * 1.3**-5.25 = 0.503; 2 * 1.3**-5.5 = 0.473.
+    assert len(asked) <= 9 and asked[:2] == [0.0, -16.0]
+    assert scaling.largest_compound(lambda phi: False) == (0.0, True)
+    assert scaling.largest_compound(lambda phi: True, step=0.5, lowest=-2) == (-2.0, False)
+    with pytest.raises(ValueError, match="expected a step > 0 and a lowest < 0"):
+        scaling.largest_compound(lambda phi: True, step=0.25, lowest=0)

@@ -218,15 +218,24 @@ def retrain_folder(model_dir: str, row: dict) -> str:
     return os.path.join(model_dir, RETRAIN_DIR, f"trial{row['number']}")
 
 
-def retrain(folder: str, architecture: str, seed: int, flags_train: list[str]) -> dict:
+def retrain(
+    folder: str,
+    architecture: str,
+    seed: int,
+    flags_train: list[str],
+    aux_classifiers: tuple[str, ...] = (),
+) -> dict:
     """Trains `architecture` (a trials.csv JSON) into FOLDER/seedS once, with `flags_train`.
 
-    FOLDER/architecture.json is train's --arch_json. A run whose `metrics.json`
-    exists is done and not started again; an unfinished one resumes from its
-    last checkpoint (the trainer's resume).
+    FOLDER/architecture.json is train's --arch_json. The recipe's
+    --aux_classifiers name TVN-1's blocks, so they are replaced by
+    `aux_classifiers` (none by default). A run whose `metrics.json` exists is
+    done and not started again; an unfinished one resumes from its last
+    checkpoint (the trainer's resume).
 
     Returns:
-      "video_accuracy", "clip_accuracy", "split", "groups", "step": its final test.
+      "video_accuracy", "clip_accuracy", "split", "groups", "step",
+      "per_class_accuracy": its final test.
 
     Raises:
       ValueError: the training failed, or its split has no test groups.
@@ -245,7 +254,7 @@ def retrain(folder: str, architecture: str, seed: int, flags_train: list[str]) -
             *flags_train,
             f"--arch_json={arch_path}",
             "--image_size=0",  # The searched resolution, not the recipe's.
-            "--aux_classifiers=",  # The recipe's name TVN-1's blocks.
+            f"--aux_classifiers={','.join(aux_classifiers)}",
             f"--seed={seed}",
             f"--model_dir={run_dir}",
         ]
@@ -258,7 +267,15 @@ def retrain(folder: str, architecture: str, seed: int, flags_train: list[str]) -
             "flagfile's split must hold test groups."
         )
     return {
-        k: metrics.get(k) for k in ("video_accuracy", "clip_accuracy", "split", "groups", "step")
+        k: metrics.get(k)
+        for k in (
+            "video_accuracy",
+            "clip_accuracy",
+            "split",
+            "groups",
+            "step",
+            "per_class_accuracy",
+        )
     }
 
 
@@ -463,7 +480,7 @@ def print_report(result: dict) -> None:
     print(f"figure: {result['report']}")
 
 
-def _integers(flag: str, example: str) -> list[int]:
+def integers_flag(flag: str, example: str) -> list[int]:
     """A list flag's values as integers; ValueError naming the flag."""
     values = FLAGS[flag].value
     try:
@@ -479,8 +496,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        seeds = _integers("search_seeds", "0,1,2,3,4")
-        training_seeds = _integers("training_seeds", "1,2,3")
+        seeds = integers_flag("search_seeds", "0,1,2,3,4")
+        training_seeds = integers_flag("training_seeds", "1,2,3")
         flags_train = None
         if FLAGS.retrain:
             flags_train = train_flags(FLAGS.flagfile_train, FLAGS.flagfile_search)

@@ -89,8 +89,7 @@ def define_flags() -> None:
         "compound_coefficient",
         _DEFAULTS.compound_coefficient,
         "EfficientNet-style phi: depth x1.2^phi, width x1.1^phi, resolution "
-        "x1.15^phi, on top of the multipliers.",
-        lower_bound=0.0,
+        "x1.15^phi, on top of the multipliers; negative scales down.",
     )
 
 

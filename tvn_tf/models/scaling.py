@@ -2,6 +2,7 @@
 
     tvn1 = architecture.get_architecture("tvn1")
     bigger = scale_architecture(tvn1, compound=1.0)       # EfficientNet-style phi
+    smaller = scale_architecture(tvn1, compound=-2.0)     # phi < 0 scales down
     narrow = scale_architecture(tvn1, width=0.5, resolution=0.5)
 
 The result is validated like a JSON file (`architecture.LIMITS`).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 from tvn_tf.models import architecture as arch_lib
 
@@ -44,8 +46,8 @@ def _multipliers(
     for flag, value in zip(names, (resolution, width, depth, frames)):
         if not value > 0:
             raise ValueError(f"Scaling multiplier '{flag}' is {value!r}; expected a number > 0.")
-    if compound < 0:
-        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a number >= 0.")
+    if not math.isfinite(compound):
+        raise ValueError(f"Scaling 'compound' is {compound!r}; expected a finite number.")
     return (
         resolution * COMPOUND_GAMMA**compound,
         width * COMPOUND_BETA**compound,
@@ -72,7 +74,8 @@ def scale_architecture(
       frames: Multiplier for the number of input frames (rounded, at least 1).
       compound: EfficientNet-style coefficient phi; multiplies depth by
         1.2**phi, width by 1.1**phi and resolution by 1.15**phi on top of the
-        explicit multipliers.
+        explicit multipliers. A negative phi scales down (to at least 32 px,
+        8 filters and one repeat per block).
 
     Returns:
       A new `Architecture`; the name records the scaling. All multipliers at
@@ -111,3 +114,37 @@ def scale_architecture(
     )
     # The same limits as a JSON file: a width of 1000x would only exhaust memory.
     return arch_lib.architecture_from_json(scaled.to_json(), scaled.name)
+
+
+def largest_compound(
+    too_big: Callable[[float], bool], step: float = 0.25, lowest: float = -16.0
+) -> tuple[float, bool]:
+    """The largest phi <= 0 on the grid 0, -step, -2 step, ..., `lowest` that fits a budget.
+
+    Scaling a network down to a device's latency (or size) budget: the budget
+    only has to be monotone in phi, so the grid is bisected, asking
+    `too_big(phi)` about 2 + log2(grid size) times (10 for the defaults).
+
+        phi, fits = largest_compound(lambda phi: latency_ms(phi) > 5.0)
+
+    Returns:
+      (phi, fits): `fits` is False when even `lowest` is too big (phi is then `lowest`).
+
+    Raises:
+      ValueError: a step that is not positive or a lowest phi that is not negative.
+    """
+    if not step > 0 or not lowest < 0:
+        raise ValueError(f"step {step}, lowest {lowest}: expected a step > 0 and a lowest < 0.")
+    last = int(math.floor(-lowest / step + 1e-9))
+    if not too_big(0.0):
+        return 0.0, True
+    if too_big(-last * step):
+        return -last * step, False
+    big, small = 0, last  # Grid indices: phi = -index * step; big is too big, small is not.
+    while small - big > 1:
+        middle = (big + small) // 2
+        if too_big(-middle * step):
+            big = middle
+        else:
+            small = middle
+    return -small * step, True
