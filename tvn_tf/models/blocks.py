@@ -86,7 +86,24 @@ class ResidualProjection(keras.layers.Layer):
         self.conv.build(residual_shape)
 
     def call(self, residual, output, training=None):
+        if training and self.strides > 1:
+            return output + self._subsampled(residual, training)
         return output + self.conv(residual, training=training)
+
+    def _subsampled(self, residual, training):
+        """The strided 1x1 convolution as subsampling, then the same kernel at stride 1.
+
+        The two are the same function: SAME padding pads nothing for a 1x1 kernel,
+        so the strided convolution reads every `strides`-th pixel from the first.
+        Training takes this form because TensorFlow's CPU (oneDNN) backward pass of a
+        strided 1x1 convolution corrupts the heap at some shapes (64x64 input,
+        stride 2: the process aborts); inference and export keep the strided
+        convolution, which XNNPACK runs (it does not delegate a strided slice).
+        """
+        x = residual[:, :: self.strides, :: self.strides, :]
+        kernel = keras.ops.cast(self.conv.conv.kernel, x.dtype)
+        x = keras.ops.conv(x, kernel, strides=1, padding="same")
+        return self.conv.bn(x, training=training)
 
     def compute_output_shape(self, residual_shape, output_shape):
         return output_shape
