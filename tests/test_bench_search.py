@@ -127,6 +127,11 @@ def test_bench_reports_finished_work_without_running_it(bench):
     assert validation["mean_difference"] == pytest.approx(0.2)
     assert validation["sign_test_p"] == pytest.approx(0.5)
     assert validation["interval"][0] <= 0.2 <= validation["interval"][1]
+    # The median of each search's trained candidates: 0.8, 0.4, 0.55 against 0.4, 0.5, 0.3.
+    assert tournament["median_validation_video_accuracy"] == [0.8, 0.4, 0.55]
+    median = summary["comparison"]["median_validation"]
+    assert (median["wins"], median["losses"]) == (2, 1)
+    assert median["mean_difference"] == pytest.approx(0.1833, abs=1e-4)
     test = summary["comparison"]["test"]  # Differences 0.1, -0.01, 0.3.
     assert (test["wins"], test["losses"], test["n"]) == (2, 1, 3)
     assert test["sign_test_p"] == pytest.approx(1.0)
@@ -142,6 +147,7 @@ def test_bench_reports_finished_work_without_running_it(bench):
     assert per_seed == [f"seed {s} {n}" for s in (0, 1, 2) for n in ("tournament", "random")]
     assert "| tournament | 0.700 / 0.800 / 0.900 | 0.650 / 0.717 / 0.800 |" in result.stdout
     assert any(line.startswith("tournament - random, best validation") for line in lines)
+    assert any(line.startswith("tournament - random, median validation") for line in lines)
     assert any(line.startswith("overall best: search seed 2 tournament trial 3") for line in lines)
 
     # Without --retrain: the searches alone, nothing retrained or compared on test.
