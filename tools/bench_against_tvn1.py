@@ -157,6 +157,7 @@ class Timer:
         return {v: self._converted[(key, v)] for v in variants}, params, flops
 
     def clip(self, arch: arch_lib.Architecture) -> np.ndarray:
+        """One random clip in [-1, 1] of `arch`'s input shape."""
         shape = (arch.num_frames, arch.image_size, arch.image_size, 3)
         return self.rng.uniform(-1, 1, shape).astype(np.float32)
 
@@ -209,6 +210,7 @@ def scaled_architecture(
 
 
 def describe(arch: arch_lib.Architecture, params: int, flops: int, latency: dict) -> dict:
+    """A network's row of the result: its input, size and latency."""
     return {
         "name": arch.name,
         "frames": arch.num_frames,
