@@ -297,7 +297,7 @@ def test_bench_search_pools_seeds_into_min_mean_max():
 
         def row(fitness, build):
             return {**{f"{step}_s": "" for step in bench_search.STEPS}, "fitness": fitness,
-                    "build_s": build}
+                    "build_s": build, "number": build}
 
         runs = [[row("0.5", "1"), row("", "3")], [row("0.75", "2"), row("0.25", "4")],
                 [row("", "5")]]
@@ -310,6 +310,7 @@ def test_bench_search_pools_seeds_into_min_mean_max():
     assert summary["best_validation_video_accuracy_mean"] == 0.625
     assert summary["best_validation_video_accuracy_max"] == 0.75
     assert summary["feasible_share"] == 0.6
+    assert summary["median_validation_video_accuracy"] == [0.5, 0.5, None]
     assert summary["median_seconds"] == {
         "build_s": 3.0,
         **{f"{step}_s": None for step in ("convert", "time", "train", "evaluate")},
