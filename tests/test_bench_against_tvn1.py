@@ -58,7 +58,7 @@ def test_bench_compares_the_searched_network_with_tvn1_and_tvn1_scaled(tmp_path)
         write_metrics(bench / "against_tvn1" / "tvn1_scaled" / f"seed{seed}", 0.25, 2)
     (tmp_path / "search.cfg").write_text(f"--data_dir={tmp_path / 'no_data'}\n")
     (tmp_path / "train.cfg").write_text(
-        "--model=tvn1\n--image_size=32\n--width_multiplier=0.25\n--depth_multiplier=0.25\n"
+        "--model=tvn1\n--image_size=32\n--width_multiplier=0.25\n"
         "--aux_classifiers=block0_0,block0_1,block2_1\n"
     )
     args = [
@@ -69,8 +69,8 @@ def test_bench_compares_the_searched_network_with_tvn1_and_tvn1_scaled(tmp_path)
         "--training_seeds=1,2",
         "--latency_rounds=1",
         "--latency_runs=2",
-        # A grid of 0, -0.5, -1: TVN-1 at 32 px, a quarter of its width and one
-        # repeat per block is slower than two small blocks at each, so the scaled network is the one at -1, marked as still slower.
+        # A grid of 0, -0.5, -1: TVN-1 at 32 px and a quarter of its width is tens
+        # of times slower than two small blocks at each, even on a loaded machine, so the scaled network is the one at -1, marked as still slower.
         "--phi_step=0.5",
         "--lowest_phi=-1",
     ]
@@ -87,7 +87,7 @@ def test_bench_compares_the_searched_network_with_tvn1_and_tvn1_scaled(tmp_path)
     assert nets["tvn1"]["classes_missed"] == [1, 1]
     assert nets["tvn1_scaled"]["classes_missed"] == [2, 2]
     assert nets["tvn1"]["image_size"] == 32 and nets["tvn1"]["blocks"] == 4
-    assert nets["tvn1"]["name"] == "tvn1_w0.25_d0.25_32px"  # The recipe's scaling flags too.
+    assert nets["tvn1"]["name"] == "tvn1_w0.25_32px"  # The recipe's scaling flags too.
     assert nets["tvn1_scaled"]["params"] < nets["tvn1"]["params"]
     assert nets["searched"]["params"] < nets["tvn1_scaled"]["params"]
     for net in nets.values():
