@@ -19,10 +19,12 @@ import tempfile
 import time
 
 import optuna
+import psycopg
 import pytest
 
 from tests.isolated import run_module, run_module_cases, start_module
 from tests.test_search import one_line_error, tiny_flags
+from tests.test_search_storage import open_together
 from tvn_tf.search import storage as storage_lib
 
 
@@ -173,3 +175,15 @@ def test_records_of_a_study_the_server_lacks_are_kept(tiny_data, postgres_url, t
     with storage_lib.quiet_optuna():
         names = [s.study_name for s in storage_lib.open_storage(postgres_url).get_all_studies()]
     assert "absent" not in names
+
+
+def test_workers_opening_a_new_database_together_all_succeed(postgres_url):
+    """Each creates Optuna's tables on the new database at once; the losers open it again."""
+    server, _ = postgres_url.rsplit("/", 1)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        for i in range(3):
+            connection.execute(f"CREATE DATABASE race{i}")
+    urls = [f"{server}/race{i}" for i in range(3)]
+    assert open_together(urls) == []
+    for url in urls:
+        assert storage_lib.study_names(storage_lib.open_storage(url)) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
 
@@ -88,3 +89,39 @@ def test_heartbeat_ages_of_running_trials(tmp_path):
     storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
     ages = storage_lib.heartbeat_ages(study, study.get_trials())
     assert list(ages) == [trial.number] and 0 <= ages[trial.number] < 60
+
+
+def _open_each(urls, barrier, errors) -> None:
+    """A worker: opens each URL as soon as every worker is ready to (spawned: no TensorFlow)."""
+    for url in urls:
+        barrier.wait()
+        try:
+            storage_lib.open_storage(url)
+        except ValueError as e:
+            errors.put(str(e))
+
+
+def open_together(urls, workers=4) -> list[str]:
+    """Real processes that open each new database at the same moment; their errors."""
+    context = multiprocessing.get_context("spawn")
+    barrier, errors = context.Barrier(workers), context.Queue()
+    processes = [
+        context.Process(target=_open_each, args=(urls, barrier, errors)) for _ in range(workers)
+    ]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=120)
+        assert p.exitcode == 0, p.exitcode
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    return found
+
+
+def test_workers_opening_a_new_sqlite_database_together_all_succeed(tmp_path):
+    """One creates the file and the tables while the others wait; none sees it half made."""
+    urls = [f"sqlite:///{tmp_path / f'search{i}.db'}" for i in range(3)]
+    assert open_together(urls) == []
+    for url in urls:
+        assert storage_lib.study_names(storage_lib.open_storage(url)) == []

@@ -11,8 +11,10 @@ refused before Optuna would write its tables into it (`check_sqlite_file`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -89,7 +91,41 @@ def open_storage(
         database cannot be reached, or a SQLite file is not a study database
         (`check_sqlite_file`).
     """
-    check_sqlite_file(url, flag)
+    with _sqlite_folder_locked(url):
+        check_sqlite_file(url, flag)
+        return _open(url, flag, _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry))
+
+
+@contextlib.contextmanager
+def _sqlite_folder_locked(url: str) -> Iterator[None]:
+    """Holds an exclusive lock on a SQLite study database's folder (where it exists).
+
+    Workers started together on a new SQLite file would otherwise see it empty or
+    half made (one creates it, its tables one by one) and refuse it, or fail on
+    a table another just created.
+    """
+    path = sqlite_path(url)
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    if folder is None or not os.path.isdir(folder):
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
+# Workers started together on a new database server each create Optuna's tables and
+# stamp its schema version, in no one transaction: all but one may fail on what
+# another just made. Opening again then finds it made.
+_CREATE_ATTEMPTS = 5
+_RACE_MARKS = ("already exists", "unique constraint", "duplicate key")
+
+
+def _open(url: str, flag: str, kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    """`RDBStorage(url, **kwargs)`, opened again when it lost the race to create the tables."""
     shown = redact(url)  # As given.
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -101,13 +137,34 @@ def open_storage(
             f"{flag}={shown}: expected sqlite:///FILE, postgresql://USER:PASSWORD@HOST:5432/tvn "
             "or mysql://..."
         )
-    try:
-        with quiet_optuna():
-            kwargs = _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-    except Exception as e:  # noqa: BLE001  (SQLAlchemy's and the drivers' errors vary)
-        reason = " ".join(str(getattr(e, "orig", None) or e).split())[:300]
-        raise ValueError(f"{flag}={shown}: cannot open the study database ({reason}).") from None
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with quiet_optuna():
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as e:  # noqa: BLE001  (SQLAlchemy's and the drivers' errors vary)
+            reason = " ".join(str(getattr(e, "orig", None) or e).split())[:300]
+            if attempt + 1 < _CREATE_ATTEMPTS and _lost_creation_race(e):
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            raise ValueError(
+                f"{flag}={shown}: cannot open the study database ({reason})."
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _lost_creation_race(error: Exception) -> bool:
+    """Whether `error` is a table or schema row that another worker created first."""
+    if not isinstance(
+        error,
+        (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,
+        ),
+    ):
+        return False
+    text = str(getattr(error, "orig", None) or error).lower()
+    return any(mark in text for mark in _RACE_MARKS)
 
 
 def sqlite_path(url: str) -> str | None:

@@ -98,7 +98,6 @@ def open_study(config: config_lib.SearchConfig, study_settings: dict) -> optuna.
     if path is not None:  # Refused before the file or its folder is created.
         if not os.path.exists(path):
             _refuse_new_study(config, path)
-        storage_lib.check_sqlite_file(url)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     storage = storage_lib.open_storage(
         url,
