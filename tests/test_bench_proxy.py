@@ -28,6 +28,7 @@ STUDIES = {
     },
 }
 DUPLICATE = ("seed1/random", 0)  # The same network as seed0/tournament trial 1.
+DIVERGED = ("seed0/tournament", 0)  # Its full training's loss became nan at step 7.
 
 
 def canonical(study: str, number: int) -> str:
@@ -62,7 +63,10 @@ def test_candidates_are_spread_over_the_proxy_range_deterministically():
 
 @pytest.fixture
 def bench_dir(tmp_path):
-    """Finished studies, and every trained candidate fully trained (test = proxy - 0.05)."""
+    """Finished studies, every trained candidate fully trained (test = proxy - 0.05) but one.
+
+    `DIVERGED`'s full training stopped on a nan loss, as its marker says.
+    """
     out = tmp_path / "bench"
     for seed, algorithms in STUDIES.items():
         for name, fitness in algorithms.items():
@@ -85,6 +89,10 @@ def bench_dir(tmp_path):
                     continue
                 run = study / "retrain" / f"trial{number}" / "seed1"
                 os.makedirs(run)
+                if (f"seed{seed}/{name}", number) == DIVERGED:
+                    marker = {"step": 7, "message": "train: Loss is nan at step 7; lower ..."}
+                    (run / "diverged.json").write_text(json.dumps(marker))
+                    continue
                 metrics = {"video_accuracy": f - 0.05, "split": "test", "groups": [10, 11, 12]}
                 (run / "metrics.json").write_text(json.dumps(metrics))
             report.write_csv(str(study / "trials.csv"), rows)
@@ -115,12 +123,16 @@ def test_bench_proxy_reports_rank_correlation_on_finished_trainings(bench_dir):
     fitness = [c["proxy_fitness"] for c in candidates]
     assert min(fitness) == 0.05 and max(fitness) == 0.9
     for c in candidates:
-        assert c["test_video_accuracy"] == pytest.approx(c["proxy_fitness"] - 0.05)
+        if (c["study"], c["trial"]) == DIVERGED:  # The lowest proxy fitness, ranked last.
+            assert c["test_video_accuracy"] is None and c["diverged_at_step"] == 7
+        else:
+            assert c["test_video_accuracy"] == pytest.approx(c["proxy_fitness"] - 0.05)
     # Test accuracy is a monotone function of the proxy: a perfect ranking.
     assert summary["spearman"] == 1.0 and summary["spearman_interval"] == [1.0, 1.0]
     assert summary["training_seed"] == 1 and summary["confidence"] == 0.95
     rows = [line for line in result.stdout.splitlines() if line.startswith("| seed")]
     assert len(rows) == 12
+    assert rows[0].startswith("| seed0/tournament | 0 |") and "| diverged at step 7 |" in rows[0]
     assert any(line.startswith("Spearman rank correlation") for line in result.stdout.splitlines())
 
     few = run_module(

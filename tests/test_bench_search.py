@@ -174,6 +174,7 @@ def test_bench_starts_what_is_unfinished(bench):
     assert again.returncode != 0 and "Traceback" not in again.stderr
     last = again.stderr.strip().splitlines()[-1]
     assert last.startswith(f"bench_search: the training in {bench['overall'] / 'seed3'} exited")
+    assert "exited with status 1: train: " in last  # The training's own last line.
     (command,) = [line for line in again.stderr.splitlines() if "tvn_tf.train" in line]
     for part in (f"--data_dir={bench['data']}", "--split=kfold", "--image_size=0", "--seed=3"):
         assert part in command.split(), part

@@ -14,6 +14,9 @@ and split, its own resolution, no --aux_classifiers, --seed=TRAINING_SEED) into
 STUDY/retrain/trialN/seedT, and tested once on the groups the search never read.
 A network bench_search already retrained with that seed is not trained again;
 nor is any training with a metrics.json, so a rerun resumes where it stopped.
+A training whose loss stops being finite is recorded as diverged (its
+diverged.json) and ranks below every trained candidate: the recipe gives
+nothing for that network.
 
 Prints one markdown table row per candidate (study, trial, parameters, latency,
 proxy fitness, test video accuracy), then Spearman's rank correlation of proxy
@@ -24,7 +27,7 @@ printed as the last line: {"bench_dir", "flagfile_search", "flagfile_train",
 "training_seed", "num_candidates", "pool", "candidates", "spearman",
 "spearman_interval", "confidence", "report", "machine"}; each candidate has
 "study", "trial", "params", "latency_ms", "proxy_fitness" and
-"test_video_accuracy"; "pool" is how many distinct trained networks there were.
+"test_video_accuracy" (None, with "diverged_at_step", if it diverged); "pool" is how many distinct trained networks there were.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ from tvn_tf.search import statistics as search_stats  # noqa: E402
 FLAGS = flags.FLAGS
 
 RESULT_JSON = "bench_proxy.json"
+DIVERGED_JSON = "diverged.json"
+# The trainer's last line when the loss stops being finite.
+DIVERGED = re.compile(r"Loss is (?:nan|-?inf) at step (\d+)")
 REPORT_PNG = "proxy_report.png"
 CONFIDENCE = 0.95
 
@@ -160,13 +166,39 @@ def choose_candidates(pool: list[dict], count: int) -> list[dict]:
 
 
 def correlation(candidates: list[dict]) -> dict:
-    """Spearman's rho of proxy fitness against test accuracy, with its bootstrap interval."""
+    """Spearman's rho of proxy fitness against test accuracy, with its bootstrap interval.
+
+    A candidate whose full training diverged (test accuracy None) ranks below
+    every trained one: the recipe gives nothing for it.
+    """
     x = [c["proxy_fitness"] for c in candidates]
-    y = [c["test_video_accuracy"] for c in candidates]
+    y = [-1.0 if c["test_video_accuracy"] is None else c["test_video_accuracy"] for c in candidates]
     rho = search_stats.spearman(x, y)
     low, high = search_stats.spearman_interval(x, y, CONFIDENCE)
     rounded = lambda v: None if np.isnan(v) else round(v, 4)  # JSON has no NaN.
     return {"spearman": rounded(rho), "spearman_interval": [rounded(low), rounded(high)]}
+
+
+def full_training(candidate: dict, seed: int, flags_train: list[str]) -> dict:
+    """`{"test_video_accuracy"}` of the candidate's full training, or None and `"diverged_at_step"`.
+
+    A training whose loss stops being finite ends with the trainer's one line
+    ("Loss is nan at step N"); FOLDER/seedS/diverged.json keeps it, so a rerun
+    does not train it again.
+    """
+    folder = bench_search.retrain_folder(candidate["folder"], candidate)
+    marker = os.path.join(folder, f"seed{seed}", DIVERGED_JSON)
+    if not os.path.exists(marker):
+        try:
+            test = bench_search.retrain(folder, candidate["architecture"], seed, flags_train)
+            return {"test_video_accuracy": test["video_accuracy"]}
+        except ValueError as e:
+            found = DIVERGED.search(str(e))
+            if not found:
+                raise
+            atomic.write_json(marker, {"step": int(found.group(1)), "message": str(e)})
+    with open(marker) as f:
+        return {"test_video_accuracy": None, "diverged_at_step": json.load(f)["step"]}
 
 
 def bench_proxy(bench_dir: str, count: int, flags_train: list[str], seed: int) -> dict:
@@ -177,21 +209,19 @@ def bench_proxy(bench_dir: str, count: int, flags_train: list[str], seed: int) -
     chosen = choose_candidates(pool, count)
     candidates = []
     for c in chosen:
-        folder = bench_search.retrain_folder(c["folder"], c)
-        test = bench_search.retrain(folder, c["architecture"], seed, flags_train)
         keys = ("study", "trial", "params", "latency_ms", "proxy_fitness")
-        candidates.append(
-            {**{k: c[k] for k in keys}, "test_video_accuracy": test["video_accuracy"]}
-        )
+        candidates.append({**{k: c[k] for k in keys}, **full_training(c, seed, flags_train)})
     result = correlation(candidates)
     path = os.path.join(bench_dir, REPORT_PNG)
     interval = result["spearman_interval"]
+    diverged = sum(c["test_video_accuracy"] is None for c in candidates)
     report.plot_scatter(
         path,
         [c["proxy_fitness"] for c in candidates],
-        [c["test_video_accuracy"] for c in candidates],
+        [c["test_video_accuracy"] or 0.0 for c in candidates],
         "proxy fitness (validation video accuracy after the brief training)",
-        "held-out test video accuracy after full training",
+        "held-out test video accuracy after full training"
+        + (f" ({diverged} diverged: at 0)" if diverged else ""),
         f"{len(candidates)} candidates: Spearman {result['spearman']} "
         f"({CONFIDENCE:.0%} bootstrap interval {interval[0]} to {interval[1]})",
     )
@@ -213,9 +243,11 @@ def print_report(result: dict) -> None:
     for c in result["candidates"]:
         params = "-" if c["params"] is None else f"{c['params']:,}"
         latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.2f}"
+        test = c["test_video_accuracy"]
+        test = f"diverged at step {c['diverged_at_step']}" if test is None else f"{test:.3f}"
         print(
             f"| {c['study']} | {c['trial']} | {params} | {latency} | "
-            f"{c['proxy_fitness']:.3f} | {c['test_video_accuracy']:.3f} |"
+            f"{c['proxy_fitness']:.3f} | {test} |"
         )
     low, high = result["spearman_interval"]
     print(

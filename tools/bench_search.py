@@ -165,11 +165,22 @@ def is_finished(model_dir: str, num_trials: int) -> bool:
 
 
 def call(cmd: list[str], what: str) -> None:
-    """Runs a child to its end, its output on stderr; ValueError naming `what` if it fails."""
+    """Runs a child to its end, its output on stderr as it comes.
+
+    Raises:
+      ValueError: naming `what`, the exit status and the child's last line, if it fails.
+    """
     print(" ".join(cmd), file=sys.stderr, flush=True)
-    status = subprocess.run(cmd, stdout=sys.stderr).returncode
-    if status:
-        raise ValueError(f"{what} exited with status {status} (its message is above).")
+    tail = b""
+    with subprocess.Popen(cmd, stdout=sys.stderr, stderr=subprocess.PIPE) as child:
+        while chunk := child.stderr.read1(1 << 16):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            tail = (tail + chunk)[-4096:]
+    if child.returncode:
+        lines = tail.decode(errors="replace").replace("\r", "\n").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "no message")
+        raise ValueError(f"{what} exited with status {child.returncode}: {last}")
 
 
 def run_search(algorithm: str, model_dir: str, seed: int, extra: list[str]) -> None:

@@ -239,7 +239,7 @@ def main(argv: list[str]) -> None:
             strategy_lib.split_cpu(FLAGS.cpu_devices)
         _check_num_classes(data_config)
         result = trainer.train(config, data_config, arch)
-    except (ValueError, atomic.NoSpaceError) as e:
+    except (ValueError, FloatingPointError, atomic.NoSpaceError) as e:
         sys.exit(f"train: {e}")
     except trainer.Interrupted as e:  # Ctrl-C: where it stopped, not a traceback.
         print(f"train: {e}", file=sys.stderr)

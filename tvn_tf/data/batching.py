@@ -47,6 +47,8 @@ def _spread_views(ds, training, num_crops):
     if training or num_crops == 1:
         return ds
     return ds.map(
-        lambda clip, *rest: (clip, *(tf.fill([num_crops], x) for x in rest)),
+        tf.autograph.experimental.do_not_convert(
+            lambda clip, *rest: (clip, *(tf.fill([num_crops], x) for x in rest))
+        ),
         num_parallel_calls=AUTOTUNE,
     ).unbatch()

@@ -302,7 +302,9 @@ def _clip_pipeline(
     if clip_shuffle:
         ds = ds.shuffle(clip_shuffle, seed=draw.seed)
     ds = ds.map(
-        lambda e: batching.as_output(decode(e), e, with_video_ids),
+        tf.autograph.experimental.do_not_convert(
+            lambda e: batching.as_output(decode(e), e, with_video_ids)
+        ),
         num_parallel_calls=AUTOTUNE,
         deterministic=ordered,
     )

@@ -170,5 +170,7 @@ def sample_clips(
         return element
 
     return videos.map(
-        clips_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered
+        tf.autograph.experimental.do_not_convert(clips_of),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=ordered,
     ).unbatch()

@@ -266,7 +266,9 @@ class _KerasRunner(Runner):
         self.input = spec.input
         self.description = f"Keras {spec.name} ({checkpoint})"
         self._batch_size = batch_size
-        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._forward = tf.function(
+            lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False
+        )
 
     def probabilities(self, frames):
         import numpy as np

@@ -38,7 +38,9 @@ def keras_logits(model, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """The Keras model's logits `[n, num_classes]` for clips `[n, frames, size, size, 3]`."""
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = tf.function(
+        lambda x: model(x, training=False), reduce_retracing=True, autograph=False
+    )
     return np.concatenate(
         [
             forward(tf.constant(clips[i : i + batch_size])).numpy()

@@ -53,7 +53,8 @@ def serving_function(model, spec):
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, model_input.num_frames, None, None, 3], tf.uint8, name=INPUT)
-        ]
+        ],
+        autograph=False,
     )
     def serve(frames):
         clips = preprocessing.preprocess_for_eval(frames, model_input.image_size)

@@ -94,7 +94,7 @@ def count_flops(model: keras.Model) -> FlopCount:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         spec = tf.TensorSpec(_one_clip_shape(layer), layer.input.dtype)
-        fn = tf.function(lambda x, layer=layer: layer(x, training=False))
+        fn = tf.function(lambda x, layer=layer: layer(x, training=False), autograph=False)
         per_layer.append((layer.name, graph_flops(fn.get_concrete_function(spec).graph)))
     kernels = sum(
         int(np.prod(w.shape))

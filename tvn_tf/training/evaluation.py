@@ -55,7 +55,9 @@ class Evaluator:
         size = model_input.image_size
         shape = (None, model_input.num_frames, size, size, 3)
         self.forward = tf.function(
-            lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec(shape, tf.float32)],
+            autograph=False,
         )
 
     def evaluate(self, groups) -> dict[str, Any]:

@@ -142,11 +142,11 @@ def make_train_step(
       jit_compile: Compile the replica step with XLA.
     """
 
-    @tf.function(jit_compile=jit_compile or None)
+    @tf.function(jit_compile=jit_compile or None, autograph=False)
     def _compiled_step(clips, labels):
         return replica_step(clips, labels)
 
-    @tf.function
+    @tf.function(autograph=False)
     def train_step(iterator):
         clips, labels = next(iterator)
         loss, correct = strategy.run(

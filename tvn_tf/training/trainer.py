@@ -443,10 +443,10 @@ def _log_step(
     progress.update(1, loss=f"{float(loss):.3f}", lr=f"{lr:.4f}", clips_s=f"{clips_per_s:.1f}")
     summaries.write_step(run.writer, current, loss, correct / config.batch_size, lr, clips_per_s)
     if not np.isfinite(float(loss)):
-        raise FloatingPointError(
-            f"Loss is {float(loss)} at step {current}; lower "
-            "--learning_rate or use --mixed_precision=float32."
-        )
+        cure = "lower --learning_rate"
+        if config.mixed_precision != "float32":
+            cure += " or use --mixed_precision=float32"
+        raise FloatingPointError(f"Loss is {float(loss)} at step {current}; {cure}.")
 
 
 def _validate(
