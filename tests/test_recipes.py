@@ -4,7 +4,8 @@ A recipe is run as written, with only the data, the sizes and the step counts
 overridden (`SCALED_DOWN`): the session's tiny demo data (4 classes x 5 groups),
 32x32 input at a quarter of the width, a few steps of a few clips. Its split
 flags stay (UCF50's `--split=logo --fold=1 --num_validation_groups=2` works on
-5 groups). Training recipes train and evaluate; `tvn1.cfg` is exported too
+5 groups). Training recipes train (and test); three are evaluated again by
+`tvn_tf.evaluate` (`EVALUATED`); `tvn1.cfg` is exported too
 (float32 only, a few parity clips: an export takes 20-90 s here, and
 tests/test_export.py exports a model with every op type); `search_*.cfg` run
 a two-candidate search. New flagfiles are picked up by the glob.
@@ -69,6 +70,11 @@ SEARCH_SCALED_DOWN = [
 
 
 EXPORTED = "tvn1"
+# The runs `tvn_tf.evaluate` reads again: the demo recipe (auxiliary heads, one crop),
+# TVN-1's (mirrored, three crops) and its bfloat16 one. The other released TVNs'
+# recipes are TVN-1's evaluation on another architecture (their training still
+# evaluates them on the test groups: metrics.json).
+EVALUATED = ("demo", "tvn1", "tvn1_gpu")
 
 
 def _name(recipe: str) -> str:
@@ -109,6 +115,7 @@ def _run_name(recipe: str) -> str:
 def test_recipes_are_found():
     names = [_name(r) for r in RECIPES]
     assert "tvn1" in names and "demo" in names and "search_demo" in names, names
+    assert set(EVALUATED) <= set(names)
     assert _run_name(os.path.join(ROOT, "flags", "motion.cfg")) == "demo"
 
 
@@ -131,7 +138,11 @@ def trained(tiny_data, tmp_path_factory):
             for name, r in recipes.items()
         ],
     )
-    evaluate = run_module_cases("tvn_tf.evaluate", [[f"--model_dir={d}"] for d in runs.values()])
+    evaluate = iter(
+        run_module_cases(
+            "tvn_tf.evaluate", [[f"--model_dir={runs[name]}"] for name in runs if name in EVALUATED]
+        )
+    )
     export = run_module_cases(
         "tvn_tf.export",
         [
@@ -154,10 +165,10 @@ def trained(tiny_data, tmp_path_factory):
         name: {
             "dir": runs[name],
             "train": t,
-            "evaluate": v,
+            "evaluate": next(evaluate) if name in EVALUATED else None,
             "export": next(exports) if name == EXPORTED else None,
         }
-        for name, t, v in zip(runs, train, evaluate)
+        for name, t in zip(runs, train)
     }
 
 
@@ -174,8 +185,9 @@ def test_training_recipe_trains_evaluates_and_exports(recipe, trained):
             side = "data" if flag in ("split", "fold") else "train"
             assert str(recorded[side][flag]) == written[flag], flag
 
-    assert run["evaluate"].returncode == 0, run["evaluate"].stderr[-3000:]
-    assert json.loads(run["evaluate"].stdout.strip().splitlines()[-1])["step"] == 2
+    if run["evaluate"] is not None:
+        assert run["evaluate"].returncode == 0, run["evaluate"].stderr[-3000:]
+        assert json.loads(run["evaluate"].stdout.strip().splitlines()[-1])["step"] == 2
 
     if run["export"] is None:
         return
