@@ -222,7 +222,7 @@ def bench_proxy(bench_dir: str, count: int, flags_train: list[str], seed: int) -
         "proxy fitness (validation video accuracy after the brief training)",
         "held-out test video accuracy after full training"
         + (f" ({diverged} diverged: at 0)" if diverged else ""),
-        f"{len(candidates)} candidates: Spearman {result['spearman']} "
+        f"{len(candidates)} candidates: Spearman {result['spearman']}\n"
         f"({CONFIDENCE:.0%} bootstrap interval {interval[0]} to {interval[1]})",
     )
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from typing import Any
 
@@ -249,17 +250,21 @@ def plot_bands(path: str, bands: dict[str, tuple], title: str) -> None:
 
 
 def plot_scatter(path: str, x, y, xlabel: str, ylabel: str, title: str) -> None:
-    """One point per candidate, `y` against `x`, with the diagonal for reference."""
+    """One point per candidate, `y` against `x` (accuracies), with the diagonal for reference.
+
+    Both axes run from 0 to the largest value rounded up to a tenth (at most 1).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    top = min(1.0, math.ceil(max([*x, *y, 0.0]) * 10 - 1e-9) / 10) or 1.0
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
     ax.scatter(x, y, s=24, alpha=0.8)
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlim(-0.02 * top, 1.02 * top)
+    ax.set_ylim(-0.02 * top, 1.02 * top)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
