@@ -27,7 +27,8 @@ printed as the last line: {"bench_dir", "flagfile_search", "flagfile_train",
 "training_seed", "num_candidates", "pool", "candidates", "spearman",
 "spearman_interval", "confidence", "report", "machine"}; each candidate has
 "study", "trial", "params", "latency_ms", "proxy_fitness" and
-"test_video_accuracy" (None, with "diverged_at_step", if it diverged); "pool" is how many distinct trained networks there were.
+"test_video_accuracy" (None, with "diverged_at_step", if it diverged); "pool"
+is how many distinct trained networks there were.
 """
 
 from __future__ import annotations

@@ -91,9 +91,11 @@ def open_storage(
         database cannot be reached, or a SQLite file is not a study database
         (`check_sqlite_file`).
     """
+    with quiet_optuna():  # The retry callback is experimental: no warning for it.
+        kwargs = _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry)
     with _sqlite_folder_locked(url):
         check_sqlite_file(url, flag)
-        return _open(url, flag, _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry))
+        return _open(url, flag, kwargs)
 
 
 @contextlib.contextmanager
