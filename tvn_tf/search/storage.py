@@ -108,10 +108,13 @@ def _sqlite_folder_locked(url: str) -> Iterator[None]:
     """
     path = sqlite_path(url)
     folder = os.path.dirname(os.path.abspath(path)) if path else None
-    if folder is None or not os.path.isdir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY) if folder and os.path.isdir(folder) else None
+    except OSError:  # An unreadable folder: opening the database says so in one line.
+        fd = None
+    if fd is None:
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
