@@ -70,7 +70,8 @@ def test_bench_compares_the_searched_network_with_tvn1_and_tvn1_scaled(tmp_path)
         "--latency_rounds=1",
         "--latency_runs=2",
         # A grid of 0, -0.5, -1: TVN-1 at 32 px and a quarter of its width is tens
-        # of times slower than two small blocks at each, even on a loaded machine, so the scaled network is the one at -1, marked as still slower.
+        # of times slower than two small blocks at each, even on a loaded machine, so
+        # the scaled network is the one at -1, marked as still slower.
         "--phi_step=0.5",
         "--lowest_phi=-1",
     ]

@@ -393,6 +393,14 @@ def test_bad_input_stops_with_one_line(case, expected, bad_input_results):
     assert "Traceback" not in result.stderr
 
 
+def test_a_diverging_loss_names_its_step_as_tools_read_it(bad_input_results):
+    from tvn_tf.training import trainer
+
+    last = bad_input_results["diverging"].stderr.strip().splitlines()[-1]
+    found = trainer.NOT_FINITE.search(last)
+    assert last.startswith("train: Loss is ") and found and int(found.group(1)) >= 1, last
+
+
 def _tiny_architecture_json() -> str:
     from tvn_tf.models import architecture as arch_lib
     from tvn_tf.models import scaling

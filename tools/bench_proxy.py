@@ -58,13 +58,12 @@ from tvn_tf import perf  # noqa: E402
 from tvn_tf.search import records  # noqa: E402
 from tvn_tf.search import report  # noqa: E402
 from tvn_tf.search import statistics as search_stats  # noqa: E402
+from tvn_tf.training import trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 RESULT_JSON = "bench_proxy.json"
 DIVERGED_JSON = "diverged.json"
-# The trainer's last line when the loss stops being finite.
-DIVERGED = re.compile(r"Loss is (?:nan|-?inf) at step (\d+)")
 REPORT_PNG = "proxy_report.png"
 CONFIDENCE = 0.95
 
@@ -194,7 +193,7 @@ def full_training(candidate: dict, seed: int, flags_train: list[str]) -> dict:
             test = bench_search.retrain(folder, candidate["architecture"], seed, flags_train)
             return {"test_video_accuracy": test["video_accuracy"]}
         except ValueError as e:
-            found = DIVERGED.search(str(e))
+            found = trainer.NOT_FINITE.search(str(e))
             if not found:
                 raise
             atomic.write_json(marker, {"step": int(found.group(1)), "message": str(e)})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -49,6 +50,10 @@ from tvn_tf.training import step as step_lib
 from tvn_tf.training import strategy as strategy_lib
 from tvn_tf.training import summaries
 from tvn_tf.training import train_input
+
+# How the run's error begins when the loss stops being finite (`_log_step`), for
+# tools that read the step from a training's last line.
+NOT_FINITE = re.compile(r"Loss is (?:nan|-?inf) at step (\d+)")
 
 
 class Interrupted(KeyboardInterrupt):
